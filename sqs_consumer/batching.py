@@ -1,0 +1,117 @@
+"""One size-or-interval batcher, shared by the harvester (deletes) and visibility changes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+
+__all__ = ["Batcher"]
+
+T = TypeVar("T")
+
+
+class Batcher(Generic[T]):
+    """Collect items and hand them to `send` in lists of at most `size`.
+
+    A list goes out as soon as it is full, or `interval` seconds after its first item
+    arrived. Up to `max_sends` lists are in flight at once, so a slow network does not
+    cap throughput at one batch per round trip.
+
+    Args:
+        send: called with each batch; must handle its own errors (it runs in our task group).
+        size: the most items per batch.
+        interval: seconds an item may wait for the batch to fill.
+        max_sends: concurrent `send` calls.
+        clock: the time source (seconds).
+    """
+
+    def __init__(
+        self,
+        send: Callable[[list[T]], Awaitable[None]],
+        *,
+        size: int,
+        interval: float,
+        max_sends: int = 8,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self._send = send
+        self._size = size
+        self._interval = interval
+        self._clock = clock
+        self._sends = anyio.Semaphore(max_sends)
+        self._pending: list[T] = []
+        self._oldest = 0.0  # clock time the oldest pending item arrived
+        self._wake: anyio.Event | None = None
+        self._wake_when_full_only = False
+        self._closing = False
+        self._done: anyio.Event | None = None
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def put_nowait(self, item: T) -> None:
+        """Queue an item for the next batch (never blocks)."""
+        if not self._pending:
+            self._oldest = self._clock()
+        self._pending.append(item)
+        if self._wake is not None and (
+            not self._wake_when_full_only or len(self._pending) >= self._size
+        ):
+            self._wake.set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Send batches until `aclose()` is called and everything queued has been sent."""
+        self._done = anyio.Event()
+        try:
+            async with anyio.create_task_group() as tg:
+                task_status.started()
+                while await self._next_batch_due():
+                    batch = self._pending[: self._size]
+                    del self._pending[: self._size]
+                    if self._pending:
+                        self._oldest = self._clock()
+                    await self._sends.acquire()
+                    tg.start_soon(self._send_one, batch)
+        finally:
+            self._done.set()
+
+    async def _next_batch_due(self) -> bool:
+        """Wait until a batch should go out (True) or the batcher is closed and empty (False)."""
+        while True:
+            if self._pending and (self._closing or len(self._pending) >= self._size):
+                return True
+            if not self._pending:
+                if self._closing:
+                    return False
+                await self._wait(full_only=False, timeout=None)
+                continue
+            remaining = self._oldest + self._interval - self._clock()
+            if remaining <= 0:
+                return True
+            await self._wait(full_only=True, timeout=remaining)
+
+    async def _wait(self, *, full_only: bool, timeout: float | None) -> None:
+        self._wake = anyio.Event()
+        self._wake_when_full_only = full_only
+        try:
+            with anyio.move_on_after(timeout):
+                await self._wake.wait()
+        finally:
+            self._wake = None
+
+    async def _send_one(self, batch: list[T]) -> None:
+        try:
+            await self._send(batch)
+        finally:
+            self._sends.release()
+
+    async def aclose(self) -> None:
+        """Send everything still queued, wait for every send, and stop `run()`."""
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._done is not None:
+            await self._done.wait()

@@ -1,0 +1,379 @@
+"""`Consumer`: wires the stages in one task group and owns the lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import anyio
+import attrs
+
+from .errors import ConsumerStateError, QueueCheckError
+from .handling import Handling
+from .harvester import Harvester
+from .leases import Lease, Leases
+from .message import Message
+from .options import ConsumerOptions
+from .runner import SqsRunner
+from .settle import Settler
+from .sqs import QueueInfo, Sqs, SqsClient, build_client, check_queue
+from .stats import Counters, Stats
+from .visibility import VisibilityChanger
+from .workers import Job, Worker, WorkerStats
+
+__all__ = ["Consumer", "State"]
+
+log = logging.getLogger("sqs_consumer")
+
+_NO_WORKER = WorkerStats(workers=0, busy=0, idle_workers=0, waiting=0, capacity=0)
+_BATCH_SENDS = 8  # concurrent DeleteMessageBatch / ChangeMessageVisibilityBatch calls
+
+
+class State(enum.Enum):
+    """Where a Consumer is in its life; each instance runs once."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@attrs.define(slots=True)
+class _Parts:
+    """The stages of one run, built once the queue check has passed."""
+
+    queue: QueueInfo
+    worker: Worker
+    leases: Leases
+    runner: SqsRunner
+    harvester: Harvester
+    visibility: VisibilityChanger
+
+
+@attrs.frozen(kw_only=True)
+class _JobFactory:
+    """Turns a received message into the job a worker runs: lease, handle, settle."""
+
+    leases: Leases
+    handling: Handling
+    settler: Settler
+    visibility: float
+
+    def make(self, message: Message) -> Job:
+        return partial(self._run, self.leases.add(message, self.visibility))
+
+    async def _run(self, lease: Lease) -> None:
+        if not self.leases.start(lease):
+            return  # released unstarted during shutdown
+        outcome = await self.handling(lease.message)
+        # The lease ends before the outcome reaches SQS, so no extension can follow it.
+        self.leases.remove(lease)
+        self.settler.settle(lease.message, outcome)
+
+
+class Consumer:
+    """Consume one SQS queue with one handler (SPEC §2).
+
+    Args:
+        handler: `(message) -> None`, sync (runs in a thread) or async (runs on the loop);
+            raise to fail the message, return to acknowledge it.
+        options: how to poll, run and settle.
+
+    Raises:
+        TypeError: handler is not callable or options is not a ConsumerOptions.
+    """
+
+    def __init__(self, handler: Callable[[Message], Any], options: ConsumerOptions) -> None:
+        if not callable(handler):
+            raise TypeError(f"Consumer handler must be callable, got {handler!r}")
+        if not isinstance(options, ConsumerOptions):
+            raise TypeError(f"Consumer options must be a ConsumerOptions, got {options!r}")
+        self.handler = handler
+        self.options = options
+        self._state = State.NEW
+        self._lock = threading.Lock()
+        self._counters = Counters()
+        self._parts: _Parts | None = None
+        self._fatal: BaseException | None = None
+        self._stop_requested = False
+        self._stopped: anyio.Event | None = None  # set to begin the graceful shutdown
+        self._drain: anyio.CancelScope | None = None  # cancelled by a forced stop
+        self._forced = False
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._loop_thread: int | None = None
+
+    @property
+    def state(self) -> State:
+        """The lifecycle state."""
+        return self._state
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, *, backend: str = "asyncio") -> None:
+        """Run until stopped and drained, blocking the calling thread.
+
+        On the main thread, SIGINT and SIGTERM start the graceful shutdown; a second
+        signal forces a fast one (running handlers are cancelled, acks still flushed).
+
+        Raises:
+            QueueCheckError: the queue is missing or cannot be accessed.
+            SqsError: SQS failed fatally while running.
+            ConsumerStateError: the consumer has already run.
+        """
+        anyio.run(self._main, backend=backend)
+
+    async def _main(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            await self.run()
+            return
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._watch_signals)
+            await self.run()
+            tg.cancel_scope.cancel()
+
+    async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                if self._state is State.STOPPING:
+                    log.warning("second %s: forcing shutdown", signal.Signals(signum).name)
+                    self._force()
+                else:
+                    log.info("%s: shutting down gracefully", signal.Signals(signum).name)
+                    self.stop()
+
+    async def run(self) -> None:
+        """Run inside a running event loop until stopped and drained (no signal handlers).
+
+        Raises:
+            QueueCheckError: the queue is missing or cannot be accessed.
+            SqsError: SQS failed fatally while running.
+            ConsumerStateError: the consumer has already run.
+        """
+        self._begin()
+        try:
+            await self._serve()
+        finally:
+            with self._lock:
+                self._state = State.STOPPED
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _begin(self) -> None:
+        with self._lock:
+            if self._state is not State.NEW:
+                raise ConsumerStateError(
+                    f"Consumer cannot run: it is {self._state.value} (a Consumer runs once; "
+                    "build a new one to run again)"
+                )
+            self._stopped = anyio.Event()
+            self._token = anyio.lowlevel.current_token()
+            self._loop_thread = threading.get_ident()
+            self._state = State.RUNNING
+            if self._stop_requested:
+                self._state = State.STOPPING
+                self._stopped.set()
+
+    def stop(self) -> None:
+        """Begin the graceful shutdown; safe from any thread, and a no-op when repeated."""
+        with self._lock:
+            if self._state is State.NEW:
+                self._stop_requested = True
+                return
+            if self._state is not State.RUNNING:
+                return
+            self._state = State.STOPPING
+        assert self._stopped is not None
+        self._in_loop(self._stopped.set)
+
+    def _force(self) -> None:
+        self._forced = True
+        if self._drain is not None:
+            self._in_loop(self._drain.cancel)
+
+    def _in_loop(self, function: Callable[[], object]) -> None:
+        if threading.get_ident() == self._loop_thread:
+            function()
+            return
+        # RunFinishedError: the run has already ended, so there is nothing left to stop.
+        with contextlib.suppress(anyio.RunFinishedError):
+            anyio.from_thread.run_sync(function, token=self._token)
+
+    def _on_fatal(self, error: BaseException) -> None:
+        """A stage hit an error retrying cannot fix: shut down gracefully, then raise it."""
+        if self._fatal is None:
+            self._fatal = error
+        self.stop()
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        opts = self.options
+        sqs = self._connect()
+        queue = await check_queue(sqs, opts.queue_url)
+        parts = self._build(sqs, queue)
+        self._parts = parts
+        log.info(
+            "consuming %s with %r, concurrency %d", opts.queue_url, parts.worker, opts.concurrency
+        )
+        assert self._stopped is not None
+        async with anyio.create_task_group() as tg:
+            await tg.start(parts.harvester.run)
+            await tg.start(parts.visibility.run)
+            await tg.start(parts.worker.serve)
+            await tg.start(parts.runner.run)
+            await self._stopped.wait()
+            await self._shutdown(parts)
+        log.info("stopped: %r", self)
+
+    def _connect(self) -> Sqs:
+        opts = self.options
+        max_calls = opts.max_pollers() + 2 * _BATCH_SENDS + 2
+        client: SqsClient
+        if opts.client is not None:
+            client = opts.client
+        else:
+            try:
+                client = build_client(
+                    opts.queue_url,
+                    endpoint_url=opts.endpoint_url,
+                    region_name=opts.region_name,
+                    max_connections=max_calls,
+                    read_timeout=opts.wait_time_seconds + 15,
+                )
+            except Exception as exc:  # e.g. botocore NoRegionError: say which option fixes it
+                raise QueueCheckError(
+                    f"cannot build an SQS client for {opts.queue_url}: {exc} "
+                    "(set region_name or endpoint_url, or pass client=)"
+                ) from exc
+        return Sqs(client, limiter=anyio.CapacityLimiter(max_calls), counters=self._counters)
+
+    def _build(self, sqs: Sqs, queue: QueueInfo) -> _Parts:
+        opts = self.options
+        worker = opts.make_worker()
+        harvester = Harvester(
+            sqs,
+            queue.url,
+            size=opts.delete_batch_size,
+            interval=opts.delete_flush_interval,
+            counters=self._counters,
+            on_fatal=self._on_fatal,
+        )
+        visibility = VisibilityChanger(
+            sqs,
+            queue.url,
+            interval=min(opts.delete_flush_interval, 0.05),
+            counters=self._counters,
+            on_fatal=self._on_fatal,
+        )
+        handling = Handling(
+            self.handler,
+            middleware=opts.middleware,
+            timeout=opts.handler_timeout,
+            threads=anyio.CapacityLimiter(opts.concurrency),
+        )
+        settler = Settler(
+            harvester=harvester, visibility=visibility, retry=opts.retry, counters=self._counters
+        )
+        leases = Leases()
+        receive_options: dict[str, Any] = {"WaitTimeSeconds": opts.wait_time_seconds}
+        if opts.visibility_timeout is not None:
+            receive_options["VisibilityTimeout"] = opts.visibility_timeout
+        job = _JobFactory(
+            leases=leases,
+            handling=handling,
+            settler=settler,
+            visibility=opts.visibility_timeout or queue.visibility_timeout,
+        )
+        runner = SqsRunner(
+            sqs,
+            worker,
+            queue_url=queue.url,
+            make_job=job.make,
+            release=partial(self._release_now, sqs.client, queue.url),
+            receive_options=receive_options,
+            batch_size=opts.batch_size,
+            max_pollers=opts.max_pollers(),
+            auto=opts.pollers == "auto",
+            counters=self._counters,
+            on_fatal=self._on_fatal,
+        )
+        return _Parts(
+            queue=queue,
+            worker=worker,
+            leases=leases,
+            runner=runner,
+            harvester=harvester,
+            visibility=visibility,
+        )
+
+    def _release_now(self, client: SqsClient, queue_url: str, raw: list[Any]) -> None:
+        """Hand back messages a cancelled long poll returned (runs in that poll's thread)."""
+        for start in range(0, len(raw), 10):
+            chunk = raw[start : start + 10]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(chunk)
+            ]
+            try:
+                client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+                self._counters.released += len(chunk)
+            except Exception as exc:  # they come back after their visibility timeout anyway
+                log.warning("could not release %d messages after stop: %s", len(chunk), exc)
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def _shutdown(self, parts: _Parts) -> None:
+        """The graceful shutdown, in the only order that loses nothing and holds nothing."""
+        # 1. Stop receiving at once. A long poll in flight is abandoned; whatever it still
+        #    returns is released from its thread, so no message waits out a visibility timeout.
+        parts.runner.stop()
+        # 2. Messages received but not started go back now (visibility 0): another consumer
+        #    can start them while we finish the rest.
+        for lease in parts.leases.take_unstarted():
+            parts.visibility.change(lease.message.receipt_handle, 0)
+            self._counters.released += 1
+        # 3. Running handlers get shutdown_timeout to finish (0 once forced); the worker then
+        #    cancels what is left. Their acks join the harvester as they finish.
+        timeout = 0.0 if self._forced else self.options.shutdown_timeout
+        with anyio.CancelScope() as self._drain:
+            await parts.worker.aclose(timeout)
+        if self._drain.cancel_called:
+            await parts.worker.aclose(0)
+        # 4. Handlers cancelled in step 3 never settled: release their messages too.
+        for lease in parts.leases.take_unstarted() + list(parts.leases):
+            parts.leases.remove(lease)
+            parts.visibility.change(lease.message.receipt_handle, 0)
+            self._counters.released += 1
+        # 5. Flush every pending delete and visibility change. Shielded: a cancellation
+        #    arriving now must not drop acknowledgements of work already done.
+        with anyio.CancelScope(shield=True):
+            await parts.harvester.aclose()
+            await parts.visibility.aclose()
+
+    # -- observation -----------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        """A frozen snapshot of the counters and the worker's figures (any thread)."""
+        parts = self._parts
+        if parts is None:
+            return Stats.build(self._counters, _NO_WORKER, in_flight=0, pollers=0)
+        return Stats.build(
+            self._counters,
+            parts.worker.stats(),
+            in_flight=len(parts.leases),
+            pollers=parts.runner.pollers,
+        )
+
+    def __repr__(self) -> str:
+        c = self._counters
+        return (
+            f"<Consumer {self._state.value} received={c.received} succeeded={c.succeeded} "
+            f"failed={c.failed} deleted={c.deleted} released={c.released}>"
+        )

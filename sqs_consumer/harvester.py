@@ -1,0 +1,97 @@
+"""`Harvester`: deletes acknowledged messages with DeleteMessageBatch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .batching import Batcher
+from .errors import ErrorKind, SqsError, classify
+from .sqs import Sqs
+
+__all__ = ["Harvester"]
+
+log = logging.getLogger("sqs_consumer")
+
+# Per-entry codes that retrying cannot fix: the receipt handle is no longer ours.
+_GONE = frozenset({"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"})
+_ENTRY_ATTEMPTS = 5
+
+
+class Harvester:
+    """Delete acknowledged messages in batches of up to `size` (≤ 10).
+
+    Transient per-entry failures are sent again (a few times); entries whose receipt
+    handle has expired are counted as `delete_errors` — the message comes back and is
+    handled again, which at-least-once allows.
+
+    Args:
+        sqs: the SQS adapter.
+        queue_url: the queue the messages came from.
+        size: entries per DeleteMessageBatch.
+        interval: seconds an ack may wait for its batch to fill.
+        counters: where deletes and errors are counted (attributes deleted, delete_errors).
+        on_fatal: called with an SqsError that should stop the consumer.
+    """
+
+    def __init__(
+        self,
+        sqs: Sqs,
+        queue_url: str,
+        *,
+        size: int,
+        interval: float,
+        counters: Any,
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._counters = counters
+        self._on_fatal = on_fatal
+        self._batcher: Batcher[str] = Batcher(self._delete, size=size, interval=interval)
+
+    def __len__(self) -> int:
+        return len(self._batcher)
+
+    def ack(self, receipt_handle: str) -> None:
+        """Queue a message for deletion (never blocks)."""
+        self._batcher.put_nowait(receipt_handle)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Delete batches until `aclose()`."""
+        await self._batcher.run(task_status=task_status)
+
+    async def aclose(self) -> None:
+        """Delete everything queued, then stop."""
+        await self._batcher.aclose()
+
+    async def _delete(self, handles: list[str]) -> None:
+        for attempt in range(1, _ENTRY_ATTEMPTS + 1):
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
+            try:
+                response = await self._sqs.call(
+                    "delete_message_batch", attempts=8, QueueUrl=self._queue_url, Entries=entries
+                )
+            except SqsError as exc:
+                self._counters.delete_errors += len(handles)
+                log.error("could not delete %d messages: %s", len(handles), exc)
+                if classify(exc.__cause__ or exc) is ErrorKind.FATAL:
+                    self._on_fatal(exc)
+                return
+            failed = response.get("Failed") or []
+            self._counters.deleted += len(handles) - len(failed)
+            retry: list[str] = []
+            for entry in failed:
+                if entry.get("Code") in _GONE or attempt == _ENTRY_ATTEMPTS:
+                    self._counters.delete_errors += 1
+                    log.warning("delete refused: %s %s", entry.get("Code"), entry.get("Message"))
+                else:
+                    retry.append(handles[int(entry["Id"])])
+            if not retry:
+                return
+            handles = retry
+            await anyio.sleep(0.05 * 2**attempt)

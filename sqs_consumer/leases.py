@@ -1,0 +1,70 @@
+"""The in-flight registry: every received message from receive until it is settled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import anyio
+import attrs
+
+from .message import Message
+
+__all__ = ["Lease", "Leases"]
+
+
+@attrs.define(slots=True, eq=False)
+class Lease:
+    """One received message while the consumer holds it."""
+
+    message: Message
+    received_at: float
+    """Clock time of the receive (visibility is counted from here)."""
+    visible_at: float
+    """Clock time when SQS will show the message to others unless extended."""
+    started: bool = False
+    """True once a handler is running on it (it can no longer be released unstarted)."""
+
+
+class Leases:
+    """Received-and-unsettled messages, read by the heartbeat and by shutdown.
+
+    Args:
+        clock: the time source (seconds).
+    """
+
+    def __init__(self, clock: Callable[[], float] = anyio.current_time) -> None:
+        self._clock = clock
+        self._leases: dict[str, Lease] = {}
+        self._accepting = True
+
+    def __len__(self) -> int:
+        return len(self._leases)
+
+    def __iter__(self) -> Iterator[Lease]:
+        return iter(list(self._leases.values()))
+
+    def add(self, message: Message, visibility: float) -> Lease:
+        """Register a message just received with `visibility` seconds of invisibility."""
+        now = self._clock()
+        lease = Lease(message, now, now + visibility)
+        self._leases[message.receipt_handle] = lease
+        return lease
+
+    def start(self, lease: Lease) -> bool:
+        """Mark the lease started; False if it was released or starts are closed (shutdown)."""
+        if not self._accepting or lease.message.receipt_handle not in self._leases:
+            return False
+        lease.started = True
+        return True
+
+    def remove(self, lease: Lease) -> None:
+        """Forget a lease: its message is being settled."""
+        self._leases.pop(lease.message.receipt_handle, None)
+
+    def take_unstarted(self) -> list[Lease]:
+        """Refuse further starts and remove and return every lease no handler has begun."""
+        self._accepting = False
+        unstarted = [lease for lease in self._leases.values() if not lease.started]
+        for lease in unstarted:
+            del self._leases[lease.message.receipt_handle]
+        return unstarted

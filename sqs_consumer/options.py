@@ -1,0 +1,203 @@
+"""`ConsumerOptions`: every setting of a Consumer, validated at construction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import attrs
+
+from .retry import MAX_DELAY, ExponentialBackoff, RetryPolicy
+from .workers import ElasticPool, SemaphoreWorker, Worker
+
+__all__ = ["ConsumerOptions"]
+
+MAX_CONCURRENCY = 100_000
+MAX_POLLERS = 100
+MAX_BATCH = 10  # SQS ReceiveMessage / DeleteMessageBatch limit
+MAX_WAIT = 20  # SQS long-poll limit
+URL_SCHEMES = ("https://", "http://", "memory://")
+
+
+def _fail(name: str, allowed: str, value: object) -> ValueError:
+    return ValueError(f"ConsumerOptions.{name} must be {allowed}, got {value!r}")
+
+
+def _int_in(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _fail(attribute.name, f"an integer between {low} and {high}", value)
+
+    return check
+
+
+def _seconds(
+    low: float, high: float | None = None, *, optional: bool = False, low_open: bool = False
+) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and optional:
+            return
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        too_low = number and (value <= low if low_open else value < low)
+        too_high = number and high is not None and value > high
+        if not number or too_low or too_high or value != value:  # value != value: NaN
+            lower = f"> {low}" if low_open else f">= {low}"
+            upper = f" and <= {high}" if high is not None else ""
+            prefix = "None or " if optional else ""
+            raise _fail(attribute.name, f"{prefix}a number of seconds {lower}{upper}", value)
+
+    return check
+
+
+def _optional_int(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    inner = _int_in(low, high)
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        try:
+            inner(instance, attribute, value)
+        except ValueError:
+            allowed = f"None or an integer between {low} and {high}"
+            raise _fail(attribute.name, allowed, value) from None
+
+    return check
+
+
+def _queue_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None and attribute.name != "queue_url":
+        return
+    if not isinstance(value, str) or not value.startswith(URL_SCHEMES) or value[-2:] == "//":
+        raise _fail(attribute.name, "a queue URL starting with " + ", ".join(URL_SCHEMES), value)
+
+
+def _worker(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value in ("semaphore", "pool") or isinstance(value, Worker):
+        return
+    raise _fail(attribute.name, '"semaphore", "pool" or a Worker instance', value)
+
+
+def _pollers(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value == "auto" and isinstance(value, str):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_POLLERS:
+        raise _fail(attribute.name, f'"auto" or an integer between 1 and {MAX_POLLERS}', value)
+
+
+def _retry(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, RetryPolicy):
+        raise _fail(attribute.name, "None or a RetryPolicy (an object with delay(count))", value)
+
+
+def _middleware(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    for item in value:
+        if not callable(item):
+            raise _fail(attribute.name, "a sequence of callables mw(message, call_next)", item)
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+
+
+@attrs.frozen(kw_only=True)
+class ConsumerOptions:
+    """How a Consumer polls, runs handlers and settles messages (SPEC §2).
+
+    Every field is validated when the options are built; a bad value raises ValueError
+    naming the field, the value and what is allowed.
+    """
+
+    queue_url: str = attrs.field(validator=_queue_url)
+    client: Any = None
+    endpoint_url: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
+    )
+    region_name: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
+    )
+    worker: Literal["semaphore", "pool"] | Worker = attrs.field(
+        default="semaphore", validator=_worker
+    )
+    concurrency: int = attrs.field(default=10, validator=_int_in(1, MAX_CONCURRENCY))
+    batch_size: int = attrs.field(default=10, validator=_int_in(1, MAX_BATCH))
+    wait_time_seconds: int = attrs.field(default=20, validator=_int_in(0, MAX_WAIT))
+    pollers: Literal["auto"] | int = attrs.field(default="auto", validator=_pollers)
+    visibility_timeout: int | None = attrs.field(
+        default=None, validator=_optional_int(1, MAX_DELAY)
+    )
+    heartbeat_interval: float | None = attrs.field(
+        default=None, validator=_seconds(0, MAX_DELAY, optional=True, low_open=True)
+    )
+    max_visibility: float = attrs.field(
+        default=float(MAX_DELAY), validator=_seconds(0, MAX_DELAY, low_open=True)
+    )
+    handler_timeout: float | None = attrs.field(
+        default=None, validator=_seconds(0, optional=True, low_open=True)
+    )
+    retry: RetryPolicy | None = attrs.field(factory=ExponentialBackoff, validator=_retry)
+    max_receives: int | None = attrs.field(default=None, validator=_optional_int(1, 1000))
+    dead_letter_queue_url: str | None = attrs.field(default=None, validator=_queue_url)
+    delete_batch_size: int = attrs.field(default=10, validator=_int_in(1, MAX_BATCH))
+    delete_flush_interval: float = attrs.field(default=0.1, validator=_seconds(0, 60))
+    shutdown_timeout: float = attrs.field(default=30.0, validator=_seconds(0))
+    pool_min_workers: int = attrs.field(default=0, validator=_int_in(0, MAX_CONCURRENCY))
+    pool_idle_timeout: float = attrs.field(default=10.0, validator=_seconds(0, low_open=True))
+    waiting_room_size: int | None = attrs.field(
+        default=None, validator=_optional_int(1, MAX_CONCURRENCY)
+    )
+    middleware: tuple[Callable[..., Any], ...] = attrs.field(
+        default=(), converter=_tuple, validator=_middleware
+    )
+    stats_port: int | None = attrs.field(default=None, validator=_optional_int(0, 65535))
+    batch: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+
+    def __attrs_post_init__(self) -> None:
+        """Checks that involve more than one field."""
+        if self.pool_min_workers > self.concurrency:
+            raise ValueError(
+                f"ConsumerOptions.pool_min_workers ({self.pool_min_workers}) must not exceed "
+                f"concurrency ({self.concurrency})"
+            )
+        if (self.max_receives is None) != (self.dead_letter_queue_url is None):
+            raise ValueError(
+                "ConsumerOptions.max_receives and dead_letter_queue_url go together: set both "
+                f"or neither (got max_receives={self.max_receives!r}, "
+                f"dead_letter_queue_url={self.dead_letter_queue_url!r})"
+            )
+        if self.dead_letter_queue_url is not None and self.dead_letter_queue_url == self.queue_url:
+            raise ValueError("ConsumerOptions.dead_letter_queue_url must differ from queue_url")
+        if (
+            self.heartbeat_interval is not None
+            and self.visibility_timeout is not None
+            and self.heartbeat_interval >= self.visibility_timeout
+        ):
+            raise ValueError(
+                f"ConsumerOptions.heartbeat_interval ({self.heartbeat_interval}) must be shorter "
+                f"than visibility_timeout ({self.visibility_timeout}), or the message reappears "
+                "before it is extended"
+            )
+
+    @property
+    def is_memory(self) -> bool:
+        """True when queue_url names a queue of the in-memory SQS."""
+        return self.queue_url.startswith("memory://")
+
+    def make_worker(self) -> Worker:
+        """The Worker strategy these options ask for (a given Worker instance is used as is)."""
+        if self.worker == "semaphore":
+            return SemaphoreWorker(self.concurrency)
+        if self.worker == "pool":
+            return ElasticPool(
+                self.concurrency,
+                min_workers=self.pool_min_workers,
+                idle_timeout=self.pool_idle_timeout,
+                waiting_room_size=self.waiting_room_size or self.concurrency,
+            )
+        assert not isinstance(self.worker, str)
+        return self.worker
+
+    def max_pollers(self) -> int:
+        """The most receive loops worth running: enough to fill `concurrency` in full batches."""
+        if isinstance(self.pollers, int):
+            return self.pollers
+        return max(1, min(64, -(-self.concurrency // self.batch_size)))

@@ -1,0 +1,33 @@
+"""What became of one handled message: small frozen values passed from handling to settling."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["Ack", "Fail", "Outcome"]
+
+
+@attrs.frozen(slots=True)
+class Ack:
+    """Delete the message. `discarded` marks a `Discard` (not counted as success)."""
+
+    discarded: bool = False
+
+
+@attrs.frozen(slots=True)
+class Fail:
+    """The delivery failed.
+
+    `delay` None means the retry policy decides; `error` is what the handler raised
+    (None for a timeout-less cancellation).
+    """
+
+    error: BaseException | None
+    delay: float | None = None
+    timed_out: bool = False
+
+
+Outcome = Ack | Fail
+
+ACK = Ack()
+DISCARDED = Ack(discarded=True)

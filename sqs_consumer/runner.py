@@ -1,0 +1,164 @@
+"""`SqsRunner`: the receive loops, asking SQS only for what the worker can start now."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from .errors import SqsError
+from .message import Message
+from .sqs import Sqs
+from .stats import Counters
+from .workers import Job, Worker
+
+__all__ = ["SqsRunner"]
+
+log = logging.getLogger("sqs_consumer")
+
+_SHORT_POLL_PAUSE = 0.2
+
+
+class SqsRunner:
+    """Long-poll the queue and hand each message to the worker as a job.
+
+    Each receive asks for `min(batch_size, free)` where `free` is the worker's capacity
+    minus what receives in flight have already asked for, so messages never wait in
+    memory while their visibility timeout runs (backpressure). With `max_pollers > 1`
+    and `auto=True`, another receive loop starts while receives come back full and
+    capacity is left over, and a loop ends when its receive comes back empty (never
+    the last one).
+
+    Args:
+        sqs: the SQS adapter.
+        worker: the concurrency strategy.
+        queue_url: the queue.
+        make_job: turns a received message into the job that handles it.
+        release: hands back raw messages received after the runner stopped (in a thread).
+        receive_options: extra ReceiveMessage parameters (wait time, visibility, ...).
+        batch_size: the most messages per receive.
+        max_pollers: the most concurrent receive loops.
+        auto: grow and shrink the loops with demand; False keeps `max_pollers` running.
+        counters: the consumer's tallies.
+        on_fatal: called with the error when receiving can no longer work.
+    """
+
+    def __init__(
+        self,
+        sqs: Sqs,
+        worker: Worker,
+        *,
+        queue_url: str,
+        make_job: Callable[[Message], Job],
+        release: Callable[[list[Any]], None],
+        receive_options: dict[str, Any],
+        batch_size: int,
+        max_pollers: int,
+        auto: bool,
+        counters: Counters,
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self._sqs = sqs
+        self._worker = worker
+        self._queue_url = queue_url
+        self._make_job = make_job
+        self._release = release
+        self._receive = {
+            "QueueUrl": queue_url,
+            "AttributeNames": ["All"],
+            "MessageAttributeNames": ["All"],
+            **receive_options,
+        }
+        self._batch = batch_size
+        self._max_pollers = max_pollers
+        self._auto = auto
+        self._counters = counters
+        self._on_fatal = on_fatal
+        self._pollers = 0
+        self._asked = 0  # messages requested by receives still in flight
+        self._answered: anyio.Event | None = None  # set when a receive in flight returns
+        self._tg: TaskGroup | None = None
+
+    @property
+    def pollers(self) -> int:
+        """Receive loops running now."""
+        return self._pollers
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run the receive loops until `stop()`."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for _ in range(1 if self._auto else self._max_pollers):
+                self._spawn()
+            task_status.started()
+
+    def stop(self) -> None:
+        """Stop receiving now, abandoning long polls in flight (their messages are released)."""
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    def _spawn(self) -> None:
+        assert self._tg is not None
+        self._pollers += 1
+        self._tg.start_soon(self._poll)
+
+    async def _poll(self) -> None:
+        try:
+            while True:
+                free = self._worker.capacity() - self._asked
+                if free <= 0:
+                    await self._wait_for_free()
+                    continue
+                ask = min(self._batch, free)
+                try:
+                    raw = await self._receive_some(ask)
+                except SqsError as exc:
+                    log.error("receiving from %s failed: %s", self._queue_url, exc)
+                    self._on_fatal(exc)
+                    return
+                for item in raw:
+                    message = Message.from_sqs(item, queue_url=self._queue_url)
+                    await self._worker.submit(self._make_job(message))
+                if self._auto and not self._keep_polling(ask, len(raw), free):
+                    return
+                if not raw and self._receive.get("WaitTimeSeconds", 0) == 0:
+                    # Short polling on an empty queue: pause rather than spin on ReceiveMessage.
+                    await anyio.sleep(_SHORT_POLL_PAUSE)
+        finally:
+            self._pollers -= 1
+
+    async def _receive_some(self, ask: int) -> list[Any]:
+        self._asked += ask
+        try:
+            raw = await self._sqs.receive(self._release, MaxNumberOfMessages=ask, **self._receive)
+        finally:
+            self._asked -= ask
+            if self._answered is not None:
+                self._answered.set()
+                self._answered = None
+        self._counters.receives += 1
+        self._counters.received += len(raw)
+        if not raw:
+            self._counters.empty_receives += 1
+        return raw
+
+    def _keep_polling(self, asked: int, got: int, free: int) -> bool:
+        """Auto pollers: add a loop after a full receive with capacity to spare; end on empty."""
+        if got == 0:
+            return self._pollers <= 1
+        full = got == asked == self._batch
+        if full and self._pollers < self._max_pollers and free - got >= self._batch:
+            self._spawn()
+        return True
+
+    async def _wait_for_free(self) -> None:
+        if self._worker.capacity() <= 0:
+            await self._worker.wait_for_capacity()
+            return
+        # Capacity exists but receives in flight have claimed it: wait for one to answer.
+        if self._answered is None:
+            self._answered = anyio.Event()
+        await self._answered.wait()

@@ -1,0 +1,261 @@
+"""The only module that talks to SQS: an async adapter over a boto3-style client.
+
+Every call runs in a worker thread through one dedicated `anyio.CapacityLimiter`, so SQS
+calls never compete with sync handlers for threads. Transient errors are retried here
+with jittered exponential backoff; fatal ones raise `SqsError` naming the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, Protocol
+
+import anyio
+import attrs
+
+from .errors import ErrorKind, QueueCheckError, SqsError, classify, error_code
+from .stats import Counters
+
+__all__ = ["QueueInfo", "Sqs", "SqsClient", "build_client", "check_queue"]
+
+log = logging.getLogger("sqs_consumer")
+
+_REGION_IN_URL = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
+
+
+class SqsClient(Protocol):
+    """Protocol: the boto3 SQS client methods the consumer calls."""
+
+    def get_queue_attributes(self, **kwargs: Any) -> Any:
+        """GetQueueAttributes."""
+        ...
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        """ReceiveMessage."""
+        ...
+
+    def delete_message_batch(self, **kwargs: Any) -> Any:
+        """DeleteMessageBatch."""
+        ...
+
+    def change_message_visibility_batch(self, **kwargs: Any) -> Any:
+        """ChangeMessageVisibilityBatch."""
+        ...
+
+    def send_message(self, **kwargs: Any) -> Any:
+        """SendMessage."""
+        ...
+
+
+def build_client(
+    queue_url: str,
+    *,
+    endpoint_url: str | None,
+    region_name: str | None,
+    max_connections: int,
+    read_timeout: float,
+) -> SqsClient:
+    """A boto3 SQS client for `queue_url` (or the shared MemorySQS for `memory://` URLs).
+
+    boto3's own retries are switched off: `Sqs.call` retries with the consumer's policy.
+    """
+    if queue_url.startswith("memory://"):
+        from .testing import MemorySQS
+
+        shared: SqsClient = MemorySQS.shared()
+        return shared
+    import boto3
+    from botocore.config import Config
+
+    if region_name is None and endpoint_url is None:
+        match = _REGION_IN_URL.match(queue_url)
+        region_name = match.group(1) if match else None
+    config = Config(
+        max_pool_connections=max_connections,
+        retries={"total_max_attempts": 1},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+    )
+    # A session per consumer: boto3's default session is not thread-safe.
+    session = boto3.session.Session()
+    client: SqsClient = session.client(  # type: ignore[assignment]  # stubs are stricter
+        "sqs", endpoint_url=endpoint_url, region_name=region_name, config=config
+    )
+    return client
+
+
+@attrs.frozen(kw_only=True)
+class Backoff:
+    """Full-jitter exponential backoff between retries of a transient failure."""
+
+    base: float = 0.05
+    cap: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        return random.uniform(0, min(self.cap, self.base * 2 ** min(attempt, 30)))
+
+
+class Sqs:
+    """Async access to one SQS client: threads through a dedicated limiter, retries, errors.
+
+    Args:
+        client: a boto3 SQS client or compatible object.
+        limiter: the CapacityLimiter every call goes through.
+        counters: where retries are counted.
+        backoff: delays between retries of transient errors.
+    """
+
+    def __init__(
+        self,
+        client: SqsClient,
+        *,
+        limiter: anyio.CapacityLimiter,
+        counters: Counters,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        self.client = client
+        self._limiter = limiter
+        self._counters = counters
+        self._backoff = backoff
+
+    async def call(self, operation: str, *, attempts: int | None = None, **kwargs: Any) -> Any:
+        """Call `operation` (a client method name), retrying transient errors.
+
+        Args:
+            operation: e.g. "delete_message_batch".
+            attempts: give up after this many transient failures (None: never).
+            kwargs: the call's parameters.
+
+        Raises:
+            SqsError: a fatal error, or the last transient one once `attempts` ran out.
+        """
+        method = partial(getattr(self.client, operation), **kwargs)
+        return await self._retrying(operation, attempts, method)
+
+    async def receive(self, release: Callable[[list[Any]], None], **kwargs: Any) -> list[Any]:
+        """ReceiveMessage that can be cancelled mid long poll without losing what it returns.
+
+        A cancelled call leaves its thread to finish the long poll; whatever that poll
+        still returns is handed to `release` (in the thread) so other consumers get it
+        now instead of after the visibility timeout.
+        """
+        box = _ReceiveBox(release)
+        receive = partial(box.run, self.client.receive_message, kwargs)
+        try:
+            messages: list[Any] = await self._retrying("receive_message", None, receive, True)
+        except anyio.get_cancelled_exc_class():
+            box.abandon()
+            raise
+        box.taken()
+        return messages
+
+    async def _retrying(
+        self,
+        operation: str,
+        attempts: int | None,
+        function: Callable[[], Any],
+        abandon_on_cancel: bool = False,
+    ) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await anyio.to_thread.run_sync(
+                    function, limiter=self._limiter, abandon_on_cancel=abandon_on_cancel
+                )
+            except Exception as exc:
+                attempt += 1
+                if classify(exc) is ErrorKind.FATAL:
+                    raise SqsError(f"SQS {operation} failed: {describe(exc)}") from exc
+                if attempts is not None and attempt >= attempts:
+                    raise SqsError(
+                        f"SQS {operation} still failing after {attempt} attempts: {describe(exc)}"
+                    ) from exc
+                self._counters.sqs_retries += 1
+                level = logging.WARNING if attempt >= 3 else logging.DEBUG
+                log.log(level, "SQS %s failed (%s), retry %d", operation, describe(exc), attempt)
+                await anyio.sleep(self._backoff.delay(attempt))
+
+
+class _ReceiveBox:
+    """Hands a receive's messages either to the waiting task or, once abandoned, to release."""
+
+    __slots__ = ("_abandoned", "_lock", "_pending", "_release")
+
+    def __init__(self, release: Callable[[list[Any]], None]) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._pending: list[Any] = []
+        self._release = release
+
+    def run(self, receive: Callable[..., Any], kwargs: Mapping[str, Any]) -> list[Any]:
+        messages = list(receive(**kwargs).get("Messages") or ())
+        with self._lock:
+            if not self._abandoned:
+                # Kept until the task picks the result up: if it is cancelled in between,
+                # abandon() still sees them and releases them.
+                self._pending = messages
+                return messages
+        if messages:
+            self._release(messages)
+        return []
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            pending, self._pending = self._pending, []
+        if pending:
+            self._release(pending)
+
+    def taken(self) -> None:
+        with self._lock:
+            self._pending = []
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of an SQS error: its code and message when it has them."""
+    code = error_code(exc)
+    if code is None:
+        return f"{type(exc).__name__}: {exc}"
+    message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
+    return f"{code}: {message}" if message else code
+
+
+@attrs.frozen(kw_only=True)
+class QueueInfo:
+    """What the start-up check learnt about the queue."""
+
+    url: str
+    arn: str
+    visibility_timeout: int
+    fifo: bool
+    attributes: Mapping[str, str]
+
+
+async def check_queue(sqs: Sqs, queue_url: str) -> QueueInfo:
+    """GetQueueAttributes once, so a missing queue or bad credentials fail start() at once.
+
+    Raises:
+        QueueCheckError: the queue does not exist, access is denied, the credentials are
+            invalid, or SQS could not be reached after a few attempts.
+    """
+    try:
+        response = await sqs.call(
+            "get_queue_attributes", attempts=4, QueueUrl=queue_url, AttributeNames=["All"]
+        )
+    except SqsError as exc:
+        cause = exc.__cause__ or exc
+        raise QueueCheckError(f"cannot use queue {queue_url}: {describe(cause)}") from cause
+    attributes: dict[str, str] = dict(response.get("Attributes") or {})
+    return QueueInfo(
+        url=queue_url,
+        arn=attributes.get("QueueArn", ""),
+        visibility_timeout=int(attributes.get("VisibilityTimeout", "30")),
+        fifo=attributes.get("FifoQueue", "false").lower() == "true",
+        attributes=attributes,
+    )

@@ -1,0 +1,101 @@
+"""Counters kept while a consumer runs, and the frozen `Stats` snapshot built from them."""
+
+from __future__ import annotations
+
+import attrs
+
+from .workers import WorkerStats
+
+__all__ = ["Counters", "Stats"]
+
+
+@attrs.define(slots=True)
+class Counters:
+    """Live tallies, updated on the event loop (plain ints: reads from other threads are safe)."""
+
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    discarded: int = 0
+    retried: int = 0
+    timed_out: int = 0
+    dead_lettered: int = 0
+    released: int = 0
+    deleted: int = 0
+    delete_errors: int = 0
+    visibility_errors: int = 0
+    sqs_retries: int = 0
+    receives: int = 0
+    empty_receives: int = 0
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Stats:
+    """A snapshot of what a Consumer has done and is doing (see `Consumer.stats()`)."""
+
+    received: int
+    """Messages received from SQS."""
+    succeeded: int
+    """Handler calls that returned normally."""
+    failed: int
+    """Handler calls that raised (Retry included), timed out or were rejected."""
+    discarded: int
+    """Messages deleted because the handler raised Discard."""
+    retried: int
+    """Failed messages given a retry delay."""
+    timed_out: int
+    """Handler calls that went over handler_timeout."""
+    dead_lettered: int
+    """Messages moved to the dead-letter queue."""
+    released: int
+    """Received messages handed back unhandled (visibility 0), e.g. at shutdown."""
+    deleted: int
+    """Messages deleted from the queue."""
+    delete_errors: int
+    """Deletes refused for good (e.g. the receipt handle had expired)."""
+    sqs_retries: int
+    """SQS calls retried after a transient error (throttling, 5xx, connection)."""
+    receives: int
+    """ReceiveMessage calls made."""
+    in_flight: int
+    """Messages received and not yet settled."""
+    pollers: int
+    """Receive loops running now."""
+    workers: int
+    """The worker strategy's live workers (or running tasks)."""
+    busy: int
+    """Handlers running now."""
+    idle_workers: int
+    """Live workers waiting for work."""
+    waiting: int
+    """Jobs waiting for a worker (the pool's waiting room)."""
+
+    @classmethod
+    def build(
+        cls, counters: Counters, worker: WorkerStats, *, in_flight: int, pollers: int
+    ) -> Stats:
+        """Assemble a snapshot from the live counters and the worker's own figures."""
+        return cls(
+            received=counters.received,
+            succeeded=counters.succeeded,
+            failed=counters.failed,
+            discarded=counters.discarded,
+            retried=counters.retried,
+            timed_out=counters.timed_out,
+            dead_lettered=counters.dead_lettered,
+            released=counters.released,
+            deleted=counters.deleted,
+            delete_errors=counters.delete_errors,
+            sqs_retries=counters.sqs_retries,
+            receives=counters.receives,
+            in_flight=in_flight,
+            pollers=pollers,
+            workers=worker.workers,
+            busy=worker.busy,
+            idle_workers=worker.idle_workers,
+            waiting=worker.waiting,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        """The snapshot as a plain dict (for JSON)."""
+        return attrs.asdict(self)

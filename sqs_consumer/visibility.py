@@ -1,0 +1,94 @@
+"""Batched ChangeMessageVisibilityBatch: retry delays, shutdown releases and extensions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .batching import Batcher
+from .errors import ErrorKind, SqsError, classify
+from .sqs import Sqs
+
+__all__ = ["VisibilityChanger"]
+
+log = logging.getLogger("sqs_consumer")
+
+_GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight"})
+_ENTRY_ATTEMPTS = 5
+
+
+class VisibilityChanger:
+    """Set the visibility timeout of received messages, up to 10 per call.
+
+    A failed change is not fatal for the message: without it the message simply comes
+    back when its current visibility timeout runs out.
+
+    Args:
+        sqs: the SQS adapter.
+        queue_url: the queue the messages came from.
+        interval: seconds a change may wait for its batch to fill.
+        counters: where errors are counted (attribute visibility_errors).
+        on_fatal: called with an SqsError that should stop the consumer.
+    """
+
+    def __init__(
+        self,
+        sqs: Sqs,
+        queue_url: str,
+        *,
+        interval: float,
+        counters: Any,
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._counters = counters
+        self._on_fatal = on_fatal
+        self._batcher: Batcher[tuple[str, int]] = Batcher(self._change, size=10, interval=interval)
+
+    def change(self, receipt_handle: str, timeout: float) -> None:
+        """Queue a visibility change to `timeout` seconds from now (never blocks)."""
+        self._batcher.put_nowait((receipt_handle, max(0, min(43200, round(timeout)))))
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Send changes until `aclose()`."""
+        await self._batcher.run(task_status=task_status)
+
+    async def aclose(self) -> None:
+        """Send everything queued, then stop."""
+        await self._batcher.aclose()
+
+    async def _change(self, changes: list[tuple[str, int]]) -> None:
+        for attempt in range(1, _ENTRY_ATTEMPTS + 1):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": timeout}
+                for i, (handle, timeout) in enumerate(changes)
+            ]
+            try:
+                response = await self._sqs.call(
+                    "change_message_visibility_batch",
+                    attempts=8,
+                    QueueUrl=self._queue_url,
+                    Entries=entries,
+                )
+            except SqsError as exc:
+                self._counters.visibility_errors += len(changes)
+                log.warning("could not change visibility of %d messages: %s", len(changes), exc)
+                if classify(exc.__cause__ or exc) is ErrorKind.FATAL:
+                    self._on_fatal(exc)
+                return
+            retry: list[tuple[str, int]] = []
+            for entry in response.get("Failed") or []:
+                if entry.get("Code") in _GONE or attempt == _ENTRY_ATTEMPTS:
+                    self._counters.visibility_errors += 1
+                    log.debug("visibility change refused: %s", entry.get("Code"))
+                else:
+                    retry.append(changes[int(entry["Id"])])
+            if not retry:
+                return
+            changes = retry
+            await anyio.sleep(0.05 * 2**attempt)

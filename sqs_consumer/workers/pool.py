@@ -1,0 +1,196 @@
+"""`ElasticPool`: long-lived workers that grow on demand and retire when idle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from .base import Job, WorkerStats
+from .waiting_room import WaitingRoom
+
+__all__ = ["ElasticPool"]
+
+
+class ElasticPool:
+    """A pool of long-lived workers, spawned only when none is idle (after alitto/pond).
+
+    Submitted jobs go through the `WaitingRoom`; a worker takes from it before going
+    idle. An idle worker wakes for the next job; one idle for `idle_timeout` retires,
+    one at a time (at most one per `idle_timeout`), never below `min_workers`.
+
+    Args:
+        max_workers: the most workers alive, hence jobs running, at once.
+        min_workers: workers kept alive even when idle (started with the pool).
+        idle_timeout: seconds a worker waits for work before it may retire.
+        waiting_room_size: jobs that may wait for a worker; None means `max_workers`.
+        clock: the time source (seconds), injectable for tests.
+
+    Raises:
+        ValueError: a bound is out of range.
+    """
+
+    def __init__(
+        self,
+        max_workers: int,
+        *,
+        min_workers: int = 0,
+        idle_timeout: float = 10.0,
+        waiting_room_size: int | None = None,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(
+                f"ElasticPool max_workers must be an integer >= 1, got {max_workers!r}"
+            )
+        if not 0 <= min_workers <= max_workers:
+            raise ValueError(
+                f"ElasticPool min_workers must be between 0 and max_workers ({max_workers}), "
+                f"got {min_workers!r}"
+            )
+        if not idle_timeout > 0:
+            raise ValueError(f"ElasticPool idle_timeout must be > 0 seconds, got {idle_timeout!r}")
+        self._max = max_workers
+        self._min = min_workers
+        self._idle_timeout = idle_timeout
+        self._clock = clock
+        self._room: WaitingRoom[Job] = WaitingRoom(waiting_room_size or max_workers)
+        self._live = 0
+        self._busy = 0
+        self._idle: list[anyio.Event] = []  # one wake-up event per idle worker, newest last
+        self._last_retired = -float("inf")
+        self._changed: anyio.Event | None = None  # set when a job ends or leaves the room
+        self._tg: TaskGroup | None = None
+        self._closing = anyio.Event()
+        self._drained: anyio.Event | None = None
+        self._done = anyio.Event()
+
+    def capacity(self) -> int:
+        """Jobs that can start now: free worker slots not already claimed by waiting jobs."""
+        if self._closing.is_set():
+            return 0
+        return max(0, min(self._max - self._busy - len(self._room), self._room.free()))
+
+    async def wait_for_capacity(self) -> None:
+        """Return once `capacity()` is above zero (never, once closing)."""
+        while self.capacity() <= 0:
+            if self._closing.is_set():
+                await anyio.sleep_forever()
+            await self._wait_changed()
+
+    async def _wait_changed(self) -> None:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def submit(self, job: Job) -> None:
+        """Put `job` in the waiting room (waiting while it is full) and get a worker on it."""
+        if self._tg is None or self._closing.is_set():
+            raise RuntimeError("ElasticPool.submit() called while not serving")
+        while self._room.is_full():
+            await self._wait_changed()
+        self._room.push_nowait(job)
+        if self._idle:
+            # Wake the most recently idle worker: the longest-idle ones keep ageing and retire.
+            self._idle.pop().set()
+        elif self._live < self._max:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        assert self._tg is not None
+        self._live += 1
+        self._tg.start_soon(self._work)
+
+    async def _work(self) -> None:
+        try:
+            while True:
+                if self._room:
+                    job = self._room.pop_nowait()
+                    self._notify()  # a place in the room is free again
+                    await self._run(job)
+                elif self._closing.is_set() or not await self._wait_for_job():
+                    return
+        finally:
+            self._live -= 1
+            if self._live == 0 and self._drained is not None:
+                self._drained.set()
+
+    async def _run(self, job: Job) -> None:
+        self._busy += 1
+        try:
+            await job()
+        finally:
+            self._busy -= 1
+            self._notify()
+
+    async def _wait_for_job(self) -> bool:
+        """Idle until woken for work (True), or until this worker should retire (False)."""
+        while True:
+            wake = anyio.Event()
+            self._idle.append(wake)
+            with anyio.move_on_after(self._idle_timeout):
+                await wake.wait()
+            if wake.is_set():
+                return not self._closing.is_set() or bool(self._room)
+            self._idle.remove(wake)
+            if self._may_retire():
+                return False
+
+    def _may_retire(self) -> bool:
+        now = self._clock()
+        if self._live <= self._min or now - self._last_retired < self._idle_timeout:
+            return False
+        self._last_retired = now
+        return True
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Own the workers (starting `min_workers` of them) until `aclose()` has finished."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for _ in range(self._min):
+                    self._spawn()
+                task_status.started()
+                await self._closing.wait()
+        finally:
+            self._done.set()
+
+    async def aclose(self, timeout: float) -> None:
+        """Stop taking jobs; let workers finish what they hold within `timeout`, then cancel."""
+        self._drained = anyio.Event()
+        if self._live == 0:
+            self._drained.set()
+        self._closing.set()
+        self._notify()
+        for wake in self._idle:
+            wake.set()
+        self._idle.clear()
+        with anyio.move_on_after(timeout):
+            await self._drained.wait()
+        if self._tg is None:
+            return
+        if self._live:
+            self._tg.cancel_scope.cancel()
+        await self._done.wait()
+
+    def stats(self) -> WorkerStats:
+        """A snapshot of live, busy and idle workers and the waiting room."""
+        return WorkerStats(
+            workers=self._live,
+            busy=self._busy,
+            idle_workers=len(self._idle),
+            waiting=len(self._room),
+            capacity=self.capacity(),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<ElasticPool live={self._live}/{self._max} busy={self._busy} "
+            f"idle={len(self._idle)} waiting={len(self._room)}>"
+        )

@@ -1,0 +1,81 @@
+"""Shared fixtures: a moto SQS server over HTTP on 127.0.0.1, MemorySQS, and anyio backends."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+# Tests never reach AWS: fake credentials and a region, set before any client is built.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+REGION = "us-east-1"
+_names = itertools.count()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
+    """Poll a condition until it holds, failing the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server on a free loopback port for the whole session."""
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_sqs(moto_endpoint: str) -> Any:
+    """A boto3 SQS client talking to the moto server."""
+    return boto3.client("sqs", endpoint_url=moto_endpoint, region_name=REGION)
+
+
+def unique_name(prefix: str = "q") -> str:
+    return f"{prefix}-{os.getpid()}-{next(_names)}"
+
+
+@pytest.fixture
+def moto_queue(moto_sqs: Any) -> Iterator[str]:
+    """A fresh standard queue on the moto server; its URL."""
+    url = moto_sqs.create_queue(QueueName=unique_name())["QueueUrl"]
+    yield url
+    moto_sqs.delete_queue(QueueUrl=url)
