@@ -47,18 +47,39 @@ class Batcher(Generic[T]):
         self._wake: anyio.Event | None = None
         self._wake_when_full_only = False
         self._closing = False
+        self._urgent = False  # send what is pending now, full or not
+        self._outstanding = 0  # items queued or being sent
+        self._sent: anyio.Event | None = None  # set when a send completes
         self._done: anyio.Event | None = None
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    def outstanding(self) -> int:
+        """Items put and not yet through `send` (queued or in a send in flight)."""
+        return self._outstanding
+
+    def flush_nowait(self) -> None:
+        """Send what is pending now instead of waiting for a full batch or the interval."""
+        if self._pending:
+            self._urgent = True
+            if self._wake is not None:
+                self._wake.set()
+
+    async def wait_sent(self) -> None:
+        """Return when the next send completes."""
+        if self._sent is None:
+            self._sent = anyio.Event()
+        await self._sent.wait()
 
     def put_nowait(self, item: T) -> None:
         """Queue an item for the next batch (never blocks)."""
         if not self._pending:
             self._oldest = self._clock()
         self._pending.append(item)
+        self._outstanding += 1
         if self._wake is not None and (
-            not self._wake_when_full_only or len(self._pending) >= self._size
+            not self._wake_when_full_only or len(self._pending) >= self._size or self._urgent
         ):
             self._wake.set()
 
@@ -81,8 +102,11 @@ class Batcher(Generic[T]):
     async def _next_batch_due(self) -> bool:
         """Wait until a batch should go out (True) or the batcher is closed and empty (False)."""
         while True:
-            if self._pending and (self._closing or len(self._pending) >= self._size):
+            if self._pending and (
+                self._closing or self._urgent or len(self._pending) >= self._size
+            ):
                 return True
+            self._urgent = False
             if not self._pending:
                 if self._closing:
                     return False
@@ -107,6 +131,10 @@ class Batcher(Generic[T]):
             await self._send(batch)
         finally:
             self._sends.release()
+            self._outstanding -= len(batch)
+            if self._sent is not None:
+                self._sent.set()
+                self._sent = None
 
     async def aclose(self) -> None:
         """Send everything still queued, wait for every send, and stop `run()`."""

@@ -294,6 +294,7 @@ class Consumer:
         runner = SqsRunner(
             sqs,
             worker,
+            harvester,
             queue_url=queue.url,
             make_job=job.make,
             release=partial(self._release_now, sqs.client, queue.url),

@@ -57,6 +57,18 @@ class Harvester:
     def __len__(self) -> int:
         return len(self._batcher)
 
+    def outstanding(self) -> int:
+        """Acks not yet confirmed by SQS: to SQS these messages are still in flight."""
+        return self._batcher.outstanding()
+
+    def flush_nowait(self) -> None:
+        """Delete what is queued now rather than waiting for a full batch."""
+        self._batcher.flush_nowait()
+
+    async def wait_deleted(self) -> None:
+        """Return when the next DeleteMessageBatch call completes."""
+        await self._batcher.wait_sent()
+
     def ack(self, receipt_handle: str) -> None:
         """Queue a message for deletion (never blocks)."""
         self._batcher.put_nowait(receipt_handle)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -22,12 +22,29 @@ log = logging.getLogger("sqs_consumer")
 _SHORT_POLL_PAUSE = 0.2
 
 
+class Acks(Protocol):
+    """Protocol: the harvester as the runner sees it (acks still held on the queue)."""
+
+    def outstanding(self) -> int:
+        """Acknowledged messages whose delete SQS has not confirmed yet."""
+        ...
+
+    def flush_nowait(self) -> None:
+        """Send queued deletes now."""
+        ...
+
+    async def wait_deleted(self) -> None:
+        """Return when the next delete call completes."""
+        ...
+
+
 class SqsRunner:
     """Long-poll the queue and hand each message to the worker as a job.
 
     Each receive asks for `min(batch_size, free)` where `free` is the worker's capacity
-    minus what receives in flight have already asked for, so messages never wait in
-    memory while their visibility timeout runs (backpressure). With `max_pollers > 1`
+    minus what receives in flight have already asked for and minus acks SQS has not
+    confirmed yet: the consumer never holds more messages than the worker can run, so
+    none waits in memory while its visibility timeout runs (backpressure). With `max_pollers > 1`
     and `auto=True`, another receive loop starts while receives come back full and
     capacity is left over, and a loop ends when its receive comes back empty (never
     the last one).
@@ -35,6 +52,7 @@ class SqsRunner:
     Args:
         sqs: the SQS adapter.
         worker: the concurrency strategy.
+        acks: the harvester (its unconfirmed deletes count against capacity).
         queue_url: the queue.
         make_job: turns a received message into the job that handles it.
         release: hands back raw messages received after the runner stopped (in a thread).
@@ -50,6 +68,7 @@ class SqsRunner:
         self,
         sqs: Sqs,
         worker: Worker,
+        acks: Acks,
         *,
         queue_url: str,
         make_job: Callable[[Message], Job],
@@ -63,6 +82,7 @@ class SqsRunner:
     ) -> None:
         self._sqs = sqs
         self._worker = worker
+        self._acks = acks
         self._queue_url = queue_url
         self._make_job = make_job
         self._release = release
@@ -108,7 +128,7 @@ class SqsRunner:
     async def _poll(self) -> None:
         try:
             while True:
-                free = self._worker.capacity() - self._asked
+                free = self._worker.capacity() - self._asked - self._acks.outstanding()
                 if free <= 0:
                     await self._wait_for_free()
                     continue
@@ -157,6 +177,11 @@ class SqsRunner:
     async def _wait_for_free(self) -> None:
         if self._worker.capacity() <= 0:
             await self._worker.wait_for_capacity()
+            return
+        if self._worker.capacity() - self._asked > 0:
+            # Slots are free but held by acks SQS has not confirmed: delete them now.
+            self._acks.flush_nowait()
+            await self._acks.wait_deleted()
             return
         # Capacity exists but receives in flight have claimed it: wait for one to answer.
         if self._answered is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import socket
 import time
@@ -20,6 +21,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
 REGION = "us-east-1"
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto request drowns failures
 _names = itertools.count()
 
 
@@ -29,7 +31,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01
+) -> None:
     """Poll a condition until it holds, failing the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -79,3 +83,57 @@ def moto_queue(moto_sqs: Any) -> Iterator[str]:
     url = moto_sqs.create_queue(QueueName=unique_name())["QueueUrl"]
     yield url
     moto_sqs.delete_queue(QueueUrl=url)
+
+
+class QueueEnv:
+    """One queue on one SQS implementation, with the few helpers the tests need."""
+
+    def __init__(self, kind: str, client: Any, url: str, extra: dict[str, Any]) -> None:
+        self.kind = kind
+        self.client = client
+        self.url = url
+        self._extra = extra
+
+    def options(self, **overrides: Any) -> Any:
+        from sqs_consumer import ConsumerOptions
+
+        settings: dict[str, Any] = {"queue_url": self.url, "wait_time_seconds": 1, **self._extra}
+        settings.update(overrides)
+        return ConsumerOptions(**settings)
+
+    def send(self, bodies: list[str], **entry: Any) -> None:
+        for start in range(0, len(bodies), 10):
+            entries = [
+                {"Id": str(i), "MessageBody": body, **entry}
+                for i, body in enumerate(bodies[start : start + 10])
+            ]
+            response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+            assert not response.get("Failed"), response
+
+    def counts(self) -> tuple[int, int]:
+        """(visible, in flight) as the queue reports them."""
+        attributes = self.client.get_queue_attributes(
+            QueueUrl=self.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return (
+            int(attributes["ApproximateNumberOfMessages"]),
+            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        )
+
+
+@pytest.fixture(params=["memory", "moto"])
+def queue(request: pytest.FixtureRequest) -> Iterator[QueueEnv]:
+    """A fresh standard queue on MemorySQS and on the moto server (each test runs on both)."""
+    if request.param == "memory":
+        from sqs_consumer.testing import MemorySQS
+
+        memory = MemorySQS()
+        url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+        yield QueueEnv("memory", memory, url, {"client": memory})
+        return
+    endpoint = request.getfixturevalue("moto_endpoint")
+    client = request.getfixturevalue("moto_sqs")
+    url = client.create_queue(QueueName=unique_name())["QueueUrl"]
+    yield QueueEnv("moto", client, url, {"endpoint_url": endpoint, "region_name": REGION})
+    client.delete_queue(QueueUrl=url)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import anyio
+import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
 from .base import Job, WorkerStats
@@ -13,12 +15,23 @@ from .waiting_room import WaitingRoom
 __all__ = ["ElasticPool"]
 
 
+@attrs.define(slots=True, eq=False)
+class _Idler:
+    """One idle worker: woken for work, or told to retire."""
+
+    wake: anyio.Event
+    since: float
+    retire: bool = False
+
+
 class ElasticPool:
     """A pool of long-lived workers, spawned only when none is idle (after alitto/pond).
 
     Submitted jobs go through the `WaitingRoom`; a worker takes from it before going
-    idle. An idle worker wakes for the next job; one idle for `idle_timeout` retires,
-    one at a time (at most one per `idle_timeout`), never below `min_workers`.
+    idle. An idle worker wakes for the next job. One janitor task ticks every
+    `idle_timeout` and retires the longest-idle worker if it has idled that long: workers
+    leave one at a time, never below `min_workers`. (One timer for the pool, rather than
+    a timeout per idle period, keeps the per-job cost flat.)
 
     Args:
         max_workers: the most workers alive, hence jobs running, at once.
@@ -58,8 +71,8 @@ class ElasticPool:
         self._room: WaitingRoom[Job] = WaitingRoom(waiting_room_size or max_workers)
         self._live = 0
         self._busy = 0
-        self._idle: list[anyio.Event] = []  # one wake-up event per idle worker, newest last
-        self._last_retired = -float("inf")
+        self._idle: deque[_Idler] = deque()  # newest on the right, longest idle on the left
+        self._janitor: anyio.CancelScope | None = None
         self._changed: anyio.Event | None = None  # set when a job ends or leaves the room
         self._tg: TaskGroup | None = None
         self._closing = anyio.Event()
@@ -98,7 +111,7 @@ class ElasticPool:
         self._room.push_nowait(job)
         if self._idle:
             # Wake the most recently idle worker: the longest-idle ones keep ageing and retire.
-            self._idle.pop().set()
+            self._idle.pop().wake.set()
         elif self._live < self._max:
             self._spawn()
 
@@ -130,24 +143,23 @@ class ElasticPool:
             self._notify()
 
     async def _wait_for_job(self) -> bool:
-        """Idle until woken for work (True), or until this worker should retire (False)."""
-        while True:
-            wake = anyio.Event()
-            self._idle.append(wake)
-            with anyio.move_on_after(self._idle_timeout):
-                await wake.wait()
-            if wake.is_set():
-                return not self._closing.is_set() or bool(self._room)
-            self._idle.remove(wake)
-            if self._may_retire():
-                return False
+        """Idle until woken for work (True), or until told to retire (False)."""
+        idler = _Idler(anyio.Event(), self._clock())
+        self._idle.append(idler)
+        await idler.wake.wait()
+        return not idler.retire
 
-    def _may_retire(self) -> bool:
-        now = self._clock()
-        if self._live <= self._min or now - self._last_retired < self._idle_timeout:
-            return False
-        self._last_retired = now
-        return True
+    async def _retire_idle(self) -> None:
+        with anyio.CancelScope() as self._janitor:
+            while True:
+                await anyio.sleep(self._idle_timeout)
+                if self._live <= self._min or not self._idle:
+                    continue
+                oldest = self._idle[0]
+                if self._clock() - oldest.since >= self._idle_timeout:
+                    self._idle.popleft()
+                    oldest.retire = True
+                    oldest.wake.set()
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Own the workers (starting `min_workers` of them) until `aclose()` has finished."""
@@ -156,6 +168,7 @@ class ElasticPool:
                 self._tg = tg
                 for _ in range(self._min):
                     self._spawn()
+                tg.start_soon(self._retire_idle)
                 task_status.started()
                 await self._closing.wait()
         finally:
@@ -168,8 +181,10 @@ class ElasticPool:
             self._drained.set()
         self._closing.set()
         self._notify()
-        for wake in self._idle:
-            wake.set()
+        if self._janitor is not None:
+            self._janitor.cancel()
+        for idler in self._idle:
+            idler.wake.set()
         self._idle.clear()
         with anyio.move_on_after(timeout):
             await self._drained.wait()

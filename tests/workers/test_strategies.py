@@ -1,0 +1,188 @@
+"""Both Worker strategies, driven directly (no SQS)."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from sqs_consumer.workers import ElasticPool, SemaphoreWorker, Worker
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+def make(kind: str, limit: int) -> Worker:
+    if kind == "semaphore":
+        return SemaphoreWorker(limit)
+    return ElasticPool(limit, idle_timeout=0.05)
+
+
+class Gate:
+    """Jobs that block until opened, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.open = anyio.Event()
+        self.running = 0
+        self.peak = 0
+        self.done = 0
+
+    async def job(self) -> None:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await self.open.wait()
+        finally:
+            self.running -= 1
+            self.done += 1
+
+
+@pytest.mark.parametrize("kind", ["semaphore", "pool"])
+class TestProtocol:
+    async def test_is_a_worker(self, kind: str) -> None:
+        """Both strategies satisfy the Worker protocol."""
+        assert isinstance(make(kind, 1), Worker)
+
+    async def test_capacity_counts_down_and_back(self, kind: str) -> None:
+        """capacity() drops by one per running job and recovers when jobs end."""
+        worker = make(kind, 3)
+        gate = Gate()
+        async with anyio.create_task_group() as tg:
+            await tg.start(worker.serve)
+            assert worker.capacity() == 3
+            for _ in range(3):
+                await worker.submit(gate.job)
+            await wait_for(lambda: gate.running == 3)
+            assert worker.capacity() == 0
+            gate.open.set()
+            await wait_for(lambda: gate.done == 3)
+            assert worker.capacity() == 3
+            await worker.aclose(1)
+
+    async def test_wait_for_capacity_blocks_until_a_job_ends(self, kind: str) -> None:
+        """wait_for_capacity() returns only once a slot frees up."""
+        worker = make(kind, 1)
+        gate = Gate()
+        async with anyio.create_task_group() as tg:
+            await tg.start(worker.serve)
+            await worker.submit(gate.job)
+            await wait_for(lambda: gate.running == 1)
+            with anyio.move_on_after(0.05) as scope:
+                await worker.wait_for_capacity()
+            assert scope.cancelled_caught
+            gate.open.set()
+            with anyio.fail_after(2):
+                await worker.wait_for_capacity()
+            await worker.aclose(1)
+
+    async def test_aclose_waits_for_running_jobs(self, kind: str) -> None:
+        """aclose(timeout) lets running jobs finish when they do so in time."""
+        worker = make(kind, 2)
+        finished = []
+
+        async def job() -> None:
+            await anyio.sleep(0.05)
+            finished.append(1)
+
+        async with anyio.create_task_group() as tg:
+            await tg.start(worker.serve)
+            await worker.submit(job)
+            await worker.submit(job)
+            await worker.aclose(5)
+        assert finished == [1, 1]
+        assert worker.capacity() == 0  # closed: takes nothing more
+
+    async def test_aclose_cancels_jobs_past_the_timeout(self, kind: str) -> None:
+        """Jobs still running after the timeout are cancelled and aclose() returns."""
+        worker = make(kind, 1)
+        gate = Gate()
+        async with anyio.create_task_group() as tg:
+            await tg.start(worker.serve)
+            await worker.submit(gate.job)
+            await wait_for(lambda: gate.running == 1)
+            with anyio.fail_after(2):
+                await worker.aclose(0.05)
+        assert gate.done == 1 and not gate.open.is_set()
+
+
+async def test_pool_spawns_only_when_no_worker_is_idle() -> None:
+    """Sequential jobs reuse one idle worker instead of spawning new ones."""
+    pool = ElasticPool(5, idle_timeout=10)
+    done = []
+
+    async def job() -> None:
+        done.append(1)
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.serve)
+        for i in range(10):
+            await pool.submit(job)
+            await wait_for(lambda i=i: len(done) == i + 1 and pool.stats().idle_workers == 1)
+        assert pool.stats().workers == 1
+        await pool.aclose(1)
+
+
+async def test_pool_retires_idle_workers_one_by_one_down_to_min() -> None:
+    """Idle workers retire one per idle_timeout tick, never below min_workers."""
+    pool = ElasticPool(4, min_workers=1, idle_timeout=0.05)
+    gate = Gate()
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.serve)
+        for _ in range(4):
+            await pool.submit(gate.job)
+        await wait_for(lambda: gate.running == 4)
+        assert pool.stats().workers == 4
+        gate.open.set()
+        seen = []
+        with anyio.fail_after(5):
+            while not seen or seen[-1] > 1:
+                workers = pool.stats().workers
+                if not seen or seen[-1] != workers:
+                    seen.append(workers)
+                await anyio.sleep(0.002)
+        assert seen == [4, 3, 2, 1]  # one at a time, every count observed
+        await anyio.sleep(0.2)  # several more ticks: min_workers stays
+        assert pool.stats().workers == 1
+        await pool.aclose(1)
+
+
+async def test_pool_frozen_clock_keeps_idle_workers() -> None:
+    """A worker retires only after idle_timeout of clock time (the clock is injectable)."""
+    pool = ElasticPool(2, idle_timeout=0.02, clock=lambda: 0.0)
+    gate = Gate()
+    gate.open.set()
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.serve)
+        await pool.submit(gate.job)
+        await wait_for(lambda: pool.stats().idle_workers == 1)
+        await anyio.sleep(0.2)  # ten ticks, but no clock time has passed
+        assert pool.stats().workers == 1
+        await pool.aclose(1)
+
+
+async def test_pool_waiting_room_full_means_wait() -> None:
+    """submit() waits while the waiting room is full instead of dropping the job."""
+    pool = ElasticPool(1, waiting_room_size=1, idle_timeout=10)
+    gate = Gate()
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.serve)
+        await pool.submit(gate.job)
+        await wait_for(lambda: gate.running == 1)
+        await pool.submit(gate.job)  # waits in the room: the only worker is busy
+        assert pool.stats().waiting == 1
+        assert pool.capacity() == 0
+        with anyio.move_on_after(0.05) as scope:
+            await pool.submit(gate.job)
+        assert scope.cancelled_caught
+        gate.open.set()
+        await wait_for(lambda: gate.done == 2)
+        await pool.aclose(1)
+
+
+def test_bad_arguments_are_named() -> None:
+    """Constructor errors name the argument and the bad value."""
+    with pytest.raises(ValueError, match="concurrency.*got 0"):
+        SemaphoreWorker(0)
+    with pytest.raises(ValueError, match="max_workers.*got -1"):
+        ElasticPool(-1)
+    with pytest.raises(ValueError, match="min_workers.*got 3"):
+        ElasticPool(2, min_workers=3)
