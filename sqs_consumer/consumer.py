@@ -14,12 +14,15 @@ from typing import Any
 import anyio
 import attrs
 
+from .deadletter import DeadLetters
 from .errors import ConsumerStateError, QueueCheckError
 from .handling import Handling
 from .harvester import Harvester
+from .heartbeat import Heartbeat, derive_interval
 from .leases import Lease, Leases
 from .message import Message
 from .options import ConsumerOptions
+from .outcome import Fail
 from .runner import SqsRunner
 from .settle import Settler
 from .sqs import QueueInfo, Sqs, SqsClient, build_client, check_queue
@@ -54,6 +57,7 @@ class _Parts:
     runner: SqsRunner
     harvester: Harvester
     visibility: VisibilityChanger
+    heartbeat: Heartbeat
 
 
 @attrs.frozen(kw_only=True)
@@ -65,16 +69,20 @@ class _JobFactory:
     settler: Settler
     visibility: float
 
-    def make(self, message: Message) -> Job:
-        return partial(self._run, self.leases.add(message, self.visibility))
+    def make(self, message: Message, received_at: float) -> Job:
+        return partial(self._run, self.leases.add(message, self.visibility, received_at))
 
     async def _run(self, lease: Lease) -> None:
         if not self.leases.start(lease):
             return  # released unstarted during shutdown
         outcome = await self.handling(lease.message)
-        # The lease ends before the outcome reaches SQS, so no extension can follow it.
+        # Out of the registry first, so the heartbeat starts no new extension; then wait
+        # for one in flight, so it cannot land after the delete or undo a retry delay.
         self.leases.remove(lease)
-        self.settler.settle(lease.message, outcome)
+        await lease.wait_extended()
+        await self.settler.settle(lease.message, outcome)
+        if isinstance(outcome, Fail) and outcome.straggler is not None:
+            await outcome.straggler.wait()  # the slot stays taken until the thread ends
 
 
 class Consumer:
@@ -227,6 +235,7 @@ class Consumer:
             await tg.start(parts.harvester.run)
             await tg.start(parts.visibility.run)
             await tg.start(parts.worker.serve)
+            await tg.start(parts.heartbeat.run)
             await tg.start(parts.runner.run)
             await self._stopped.wait()
             await self._shutdown(parts)
@@ -278,10 +287,33 @@ class Consumer:
             timeout=opts.handler_timeout,
             threads=anyio.CapacityLimiter(opts.concurrency),
         )
+        dead_letters = None
+        if opts.dead_letter_queue_url is not None and opts.max_receives is not None:
+            dead_letters = DeadLetters(
+                sqs,
+                opts.dead_letter_queue_url,
+                source_url=queue.url,
+                max_receives=opts.max_receives,
+            )
         settler = Settler(
-            harvester=harvester, visibility=visibility, retry=opts.retry, counters=self._counters
+            harvester=harvester,
+            visibility=visibility,
+            retry=opts.retry,
+            dead_letters=dead_letters,
+            counters=self._counters,
         )
         leases = Leases()
+        lease_visibility = opts.visibility_timeout or queue.visibility_timeout
+        heartbeat = Heartbeat(
+            sqs,
+            queue.url,
+            leases,
+            visibility=lease_visibility,
+            interval=opts.heartbeat_interval or derive_interval(lease_visibility),
+            max_visibility=opts.max_visibility,
+            counters=self._counters,
+            on_fatal=self._on_fatal,
+        )
         receive_options: dict[str, Any] = {"WaitTimeSeconds": opts.wait_time_seconds}
         if opts.visibility_timeout is not None:
             receive_options["VisibilityTimeout"] = opts.visibility_timeout
@@ -289,7 +321,7 @@ class Consumer:
             leases=leases,
             handling=handling,
             settler=settler,
-            visibility=opts.visibility_timeout or queue.visibility_timeout,
+            visibility=lease_visibility,
         )
         runner = SqsRunner(
             sqs,
@@ -312,6 +344,7 @@ class Consumer:
             runner=runner,
             harvester=harvester,
             visibility=visibility,
+            heartbeat=heartbeat,
         )
 
     def _release_now(self, client: SqsClient, queue_url: str, raw: list[Any]) -> None:
@@ -337,26 +370,31 @@ class Consumer:
         parts.runner.stop()
         # 2. Messages received but not started go back now (visibility 0): another consumer
         #    can start them while we finish the rest.
-        for lease in parts.leases.take_unstarted():
-            parts.visibility.change(lease.message.receipt_handle, 0)
-            self._counters.released += 1
+        await self._release(parts, parts.leases.take_unstarted())
         # 3. Running handlers get shutdown_timeout to finish (0 once forced); the worker then
-        #    cancels what is left. Their acks join the harvester as they finish.
+        #    cancels what is left. The heartbeat keeps their leases alive meanwhile, and
+        #    their acks join the harvester as they finish.
         timeout = 0.0 if self._forced else self.options.shutdown_timeout
         with anyio.CancelScope() as self._drain:
             await parts.worker.aclose(timeout)
         if self._drain.cancel_called:
             await parts.worker.aclose(0)
-        # 4. Handlers cancelled in step 3 never settled: release their messages too.
-        for lease in parts.leases.take_unstarted() + list(parts.leases):
-            parts.leases.remove(lease)
-            parts.visibility.change(lease.message.receipt_handle, 0)
-            self._counters.released += 1
+        # 4. No handler runs any more: stop extending, then hand back the messages of the
+        #    handlers cancelled in step 3 rather than leave them invisible.
+        parts.heartbeat.stop()
+        await self._release(parts, list(parts.leases))
         # 5. Flush every pending delete and visibility change. Shielded: a cancellation
         #    arriving now must not drop acknowledgements of work already done.
         with anyio.CancelScope(shield=True):
             await parts.harvester.aclose()
             await parts.visibility.aclose()
+
+    async def _release(self, parts: _Parts, leases: list[Lease]) -> None:
+        for lease in leases:
+            parts.leases.remove(lease)
+            await lease.wait_extended()  # an extension landing later would undo the release
+            parts.visibility.change(lease.message.receipt_handle, 0)
+            self._counters.released += 1
 
     # -- observation -----------------------------------------------------------------------
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from functools import partial
 from typing import Any
 
@@ -37,16 +40,59 @@ async def _through(middleware: Middleware, call_next: CallNext, message: Message
     return await middleware(message, call_next)
 
 
+class _Thread:
+    """Tracks a sync handler's thread so a timed-out call can wait for it to really end."""
+
+    __slots__ = ("_abandoned", "_lock", "finished", "running")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self.running = False
+        self.finished: anyio.Event | None = None
+
+    def call(self, handler: Callable[[Message], Any], message: Message) -> Any:
+        with self._lock:
+            if self._abandoned:
+                return None  # timed out before a thread was free: the message already failed
+            self.running = True
+        try:
+            return handler(message)
+        finally:
+            with self._lock:
+                self.running = False
+                notify = self._abandoned
+            if notify and self.finished is not None:
+                # The loop may have ended meanwhile: then nobody is waiting any more.
+                with contextlib.suppress(Exception):
+                    anyio.from_thread.run_sync(self.finished.set)
+
+    def abandon(self) -> anyio.Event | None:
+        """Called on the loop after a timeout: an event set when the thread ends, or None."""
+        with self._lock:
+            self._abandoned = True
+            if not self.running:
+                return None
+            self.finished = anyio.Event()
+            return self.finished
+
+
+_current_thread: ContextVar[_Thread | None] = ContextVar("sqs_consumer_thread", default=None)
+
+
 class Handling:
     """Run the middleware chain and handler on one message and report the outcome.
 
     Async handlers run on the event loop; sync handlers run in a worker thread through
-    `threads` (sized by the consumer, so the worker strategy bounds them).
+    `threads` (sized by the consumer, so the worker strategy bounds them). Over
+    `timeout`, an async handler is cancelled; a sync one cannot be, so its eventual
+    result is ignored and the outcome carries a `straggler` event that the job waits
+    for, keeping the worker slot until the thread has really finished.
 
     Args:
         handler: the user's function, `(message) -> None`, sync or async.
         middleware: applied outermost first.
-        timeout: seconds before the handler counts as failed (async ones are cancelled).
+        timeout: seconds before the handler counts as failed.
         threads: the CapacityLimiter sync handlers run through.
     """
 
@@ -59,11 +105,9 @@ class Handling:
         threads: anyio.CapacityLimiter,
     ) -> None:
         self._timeout = timeout
+        self._sync = not is_async_callable(handler)
         innermost: CallNext
-        if is_async_callable(handler):
-            innermost = handler
-        else:
-            innermost = partial(self._in_thread, handler, threads)
+        innermost = partial(self._in_thread, handler, threads) if self._sync else handler
         for mw in reversed(middleware):
             innermost = partial(_through, mw, innermost)
         self._chain = innermost
@@ -72,8 +116,11 @@ class Handling:
     async def _in_thread(
         handler: Callable[[Message], Any], threads: anyio.CapacityLimiter, message: Message
     ) -> Any:
+        tracker = _current_thread.get()
+        if tracker is None:
+            return await anyio.to_thread.run_sync(handler, message, limiter=threads)
         return await anyio.to_thread.run_sync(
-            handler, message, limiter=threads, abandon_on_cancel=True
+            tracker.call, handler, message, limiter=threads, abandon_on_cancel=True
         )
 
     async def __call__(self, message: Message) -> Outcome:
@@ -82,15 +129,24 @@ class Handling:
             if self._timeout is None:
                 await self._chain(message)
                 return ACK
-            with anyio.move_on_after(self._timeout) as scope:
-                await self._chain(message)
-            if scope.cancelled_caught:
-                error = TimeoutError(f"handler exceeded handler_timeout={self._timeout} s")
-                return Fail(error, timed_out=True)
-            return ACK
+            return await self._with_timeout(message, self._timeout)
         except Retry as retry:
             return Fail(retry, delay=retry.delay)
         except Discard:
             return DISCARDED
         except Exception as exc:
             return Fail(exc)
+
+    async def _with_timeout(self, message: Message, timeout: float) -> Outcome:
+        tracker = _Thread() if self._sync else None
+        token = _current_thread.set(tracker)
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                await self._chain(message)
+        finally:
+            _current_thread.reset(token)
+        if not scope.cancelled_caught:
+            return ACK
+        error = TimeoutError(f"handler exceeded handler_timeout={timeout} s")
+        straggler = tracker.abandon() if tracker is not None else None
+        return Fail(error, timed_out=True, straggler=straggler)

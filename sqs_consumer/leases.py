@@ -23,6 +23,13 @@ class Lease:
     """Clock time when SQS will show the message to others unless extended."""
     started: bool = False
     """True once a handler is running on it (it can no longer be released unstarted)."""
+    extending: anyio.Event | None = None
+    """Set while a heartbeat extension of this lease is in flight; settling waits for it."""
+
+    async def wait_extended(self) -> None:
+        """Wait for an extension in flight, so it cannot land after a delete or retry delay."""
+        if self.extending is not None:
+            await self.extending.wait()
 
 
 class Leases:
@@ -43,10 +50,13 @@ class Leases:
     def __iter__(self) -> Iterator[Lease]:
         return iter(list(self._leases.values()))
 
-    def add(self, message: Message, visibility: float) -> Lease:
-        """Register a message just received with `visibility` seconds of invisibility."""
-        now = self._clock()
-        lease = Lease(message, now, now + visibility)
+    def add(self, message: Message, visibility: float, received_at: float) -> Lease:
+        """Register a message received by a call sent at `received_at` (clock time).
+
+        Counting from when the receive was sent errs on the safe side: SQS started the
+        visibility timeout no earlier than that.
+        """
+        lease = Lease(message, received_at, received_at + visibility)
         self._leases[message.receipt_handle] = lease
         return lease
 

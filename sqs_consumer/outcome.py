@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import attrs
 
 __all__ = ["Ack", "Fail", "Outcome"]
@@ -18,13 +19,15 @@ class Ack:
 class Fail:
     """The delivery failed.
 
-    `delay` None means the retry policy decides; `error` is what the handler raised
-    (None for a timeout-less cancellation).
+    `delay` None means the retry policy decides; `error` is what the handler raised.
     """
 
     error: BaseException | None
     delay: float | None = None
     timed_out: bool = False
+    straggler: anyio.Event | None = None
+    """For a timed-out sync handler: set when its thread finally returns. The job keeps
+    its worker slot until then, so abandoned threads never exceed the concurrency."""
 
 
 Outcome = Ack | Fail

@@ -54,7 +54,8 @@ class SqsRunner:
         worker: the concurrency strategy.
         acks: the harvester (its unconfirmed deletes count against capacity).
         queue_url: the queue.
-        make_job: turns a received message into the job that handles it.
+        make_job: turns a received message (and the clock time its receive was sent)
+            into the job that handles it.
         release: hands back raw messages received after the runner stopped (in a thread).
         receive_options: extra ReceiveMessage parameters (wait time, visibility, ...).
         batch_size: the most messages per receive.
@@ -71,7 +72,7 @@ class SqsRunner:
         acks: Acks,
         *,
         queue_url: str,
-        make_job: Callable[[Message], Job],
+        make_job: Callable[[Message, float], Job],
         release: Callable[[list[Any]], None],
         receive_options: dict[str, Any],
         batch_size: int,
@@ -133,6 +134,7 @@ class SqsRunner:
                     await self._wait_for_free()
                     continue
                 ask = min(self._batch, free)
+                sent_at = anyio.current_time()
                 try:
                     raw = await self._receive_some(ask)
                 except SqsError as exc:
@@ -141,7 +143,7 @@ class SqsRunner:
                     return
                 for item in raw:
                     message = Message.from_sqs(item, queue_url=self._queue_url)
-                    await self._worker.submit(self._make_job(message))
+                    await self._worker.submit(self._make_job(message, sent_at))
                 if self._auto and not self._keep_polling(ask, len(raw), free):
                     return
                 if not raw and self._receive.get("WaitTimeSeconds", 0) == 0:

@@ -1,0 +1,151 @@
+"""`Heartbeat`: one task that keeps in-flight messages invisible while they are handled."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .errors import ErrorKind, SqsError, classify
+from .leases import Lease, Leases
+from .sqs import Sqs
+
+__all__ = ["Heartbeat", "derive_interval"]
+
+log = logging.getLogger("sqs_consumer")
+
+_MAX_SENDS = 8  # concurrent ChangeMessageVisibilityBatch calls per beat
+
+
+def derive_interval(visibility: float) -> float:
+    """The default beat: a third of the visibility timeout, so a lease is renewed with a
+    full beat to spare even if one call is slow."""
+    return max(0.2, visibility / 3)
+
+
+class Heartbeat:
+    """Extend the visibility of every lease that would expire within two beats.
+
+    Each extension asks for `visibility` seconds from now, batched 10 per call, and never
+    past `max_visibility` counted from the receive (SQS refuses more than 12 hours): once
+    that budget is spent the lease is left to expire.
+
+    Args:
+        sqs: the SQS adapter.
+        queue_url: the queue the messages came from.
+        leases: the in-flight registry.
+        visibility: seconds each extension asks for.
+        interval: seconds between beats.
+        max_visibility: total seconds of invisibility allowed from the receive.
+        counters: where failed extensions are counted (visibility_errors).
+        on_fatal: called with an SqsError that should stop the consumer.
+        clock: the time source (seconds).
+    """
+
+    def __init__(
+        self,
+        sqs: Sqs,
+        queue_url: str,
+        leases: Leases,
+        *,
+        visibility: int,
+        interval: float,
+        max_visibility: float,
+        counters: Any,
+        on_fatal: Callable[[BaseException], None],
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._leases = leases
+        self._visibility = visibility
+        self._interval = interval
+        self._max_visibility = max_visibility
+        self._counters = counters
+        self._on_fatal = on_fatal
+        self._clock = clock
+        self._scope: anyio.CancelScope | None = None
+        self._sends = anyio.Semaphore(_MAX_SENDS)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Beat every `interval` seconds until `stop()`."""
+        with anyio.CancelScope() as self._scope:
+            task_status.started()
+            async with anyio.create_task_group() as tg:
+                while True:
+                    await anyio.sleep(self._interval)
+                    for batch in _chunks(self.due(self._clock()), 10):
+                        await self._sends.acquire()
+                        tg.start_soon(self._extend, batch)
+
+    def stop(self) -> None:
+        """Stop beating (extensions in flight are abandoned: their leases are settled)."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def due(self, now: float) -> list[tuple[Lease, int]]:
+        """Leases to extend now, each with the timeout to ask for (pure: no I/O)."""
+        horizon = now + 2 * self._interval
+        due = []
+        for lease in self._leases:
+            if lease.visible_at > horizon or lease.extending is not None:
+                continue
+            budget = self._max_visibility - (now - lease.received_at)
+            timeout = min(self._visibility, math.floor(budget))
+            if now + timeout > lease.visible_at:  # at the cap nothing is gained: let it lapse
+                due.append((lease, timeout))
+        return due
+
+    async def _extend(self, batch: list[tuple[Lease, int]]) -> None:
+        sent_at = self._clock()
+        for lease, _ in batch:
+            lease.extending = anyio.Event()
+        try:
+            failed = await self._call(batch)
+            for i, (lease, timeout) in enumerate(batch):
+                if i not in failed:
+                    lease.visible_at = sent_at + timeout
+        finally:
+            for lease, _ in batch:
+                assert lease.extending is not None
+                lease.extending.set()
+                lease.extending = None
+            self._sends.release()
+
+    async def _call(self, batch: list[tuple[Lease, int]]) -> set[int]:
+        """Send one ChangeMessageVisibilityBatch; the indexes of entries that failed."""
+        entries = [
+            {"Id": str(i), "ReceiptHandle": lease.message.receipt_handle, "VisibilityTimeout": t}
+            for i, (lease, t) in enumerate(batch)
+        ]
+        try:
+            response = await self._sqs.call(
+                "change_message_visibility_batch",
+                attempts=3,
+                QueueUrl=self._queue_url,
+                Entries=entries,
+            )
+        except SqsError as exc:
+            self._counters.visibility_errors += len(batch)
+            log.warning("heartbeat could not extend %d messages: %s", len(batch), exc)
+            if classify(exc.__cause__ or exc) is ErrorKind.FATAL:
+                self._on_fatal(exc)
+            return set(range(len(batch)))
+        failed = {int(entry["Id"]) for entry in response.get("Failed") or ()}
+        for entry in response.get("Failed") or ():
+            self._counters.visibility_errors += 1
+            message = batch[int(entry["Id"])][0].message
+            log.warning(
+                "heartbeat lost message %s: %s (another consumer may receive it)",
+                message.message_id,
+                entry.get("Code"),
+            )
+        return failed
+
+
+def _chunks(items: list[tuple[Lease, int]], size: int) -> list[list[tuple[Lease, int]]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
