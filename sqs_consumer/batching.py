@@ -136,6 +136,14 @@ class Batcher(Generic[T]):
                 self._sent.set()
                 self._sent = None
 
+    async def drain_here(self) -> None:
+        """Send everything queued from the calling task (when `run()` has been cancelled)."""
+        while self._pending:
+            batch = self._pending[: self._size]
+            del self._pending[: self._size]
+            await self._send(batch)
+            self._outstanding -= len(batch)
+
     async def aclose(self) -> None:
         """Send everything still queued, wait for every send, and stop `run()`."""
         self._closing = True

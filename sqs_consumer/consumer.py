@@ -27,6 +27,7 @@ from .runner import SqsRunner
 from .settle import Settler
 from .sqs import QueueInfo, Sqs, SqsClient, build_client, check_queue
 from .stats import Counters, Stats
+from .threads import DaemonThreads
 from .visibility import VisibilityChanger
 from .workers import Job, Worker, WorkerStats
 
@@ -102,6 +103,10 @@ class Consumer:
             raise TypeError(f"Consumer handler must be callable, got {handler!r}")
         if not isinstance(options, ConsumerOptions):
             raise TypeError(f"Consumer options must be a ConsumerOptions, got {options!r}")
+        if options.batch:
+            raise NotImplementedError(
+                "ConsumerOptions.batch=True: batch handlers are not available in this release"
+            )
         self.handler = handler
         self.options = options
         self._state = State.NEW
@@ -115,6 +120,7 @@ class Consumer:
         self._forced = False
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._loop_thread: int | None = None
+        self._threads = DaemonThreads()
 
     @property
     def state(self) -> State:
@@ -140,10 +146,16 @@ class Consumer:
         if threading.current_thread() is not threading.main_thread():
             await self.run()
             return
+        error: Exception | None = None
         async with anyio.create_task_group() as tg:
             await tg.start(self._watch_signals)
-            await self.run()
+            try:
+                await self.run()
+            except Exception as exc:  # re-raised below, unwrapped from the task group's group
+                error = exc
             tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
 
     async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -237,7 +249,15 @@ class Consumer:
             await tg.start(parts.worker.serve)
             await tg.start(parts.heartbeat.run)
             await tg.start(parts.runner.run)
-            await self._stopped.wait()
+            try:
+                await self._stopped.wait()
+            except anyio.get_cancelled_exc_class():
+                # Cancelled from outside (not stop()): our tasks are being cancelled too, so
+                # send the acks of finished work from here, shielded, before going.
+                with anyio.CancelScope(shield=True):
+                    parts.runner.stop()
+                    await parts.harvester.drain_here()
+                raise
             await self._shutdown(parts)
         log.info("stopped: %r", self)
 
@@ -261,7 +281,12 @@ class Consumer:
                     f"cannot build an SQS client for {opts.queue_url}: {exc} "
                     "(set region_name or endpoint_url, or pass client=)"
                 ) from exc
-        return Sqs(client, limiter=anyio.CapacityLimiter(max_calls), counters=self._counters)
+        return Sqs(
+            client,
+            limiter=anyio.CapacityLimiter(max_calls),
+            counters=self._counters,
+            threads=self._threads,
+        )
 
     def _build(self, sqs: Sqs, queue: QueueInfo) -> _Parts:
         opts = self.options
@@ -285,7 +310,8 @@ class Consumer:
             self.handler,
             middleware=opts.middleware,
             timeout=opts.handler_timeout,
-            threads=anyio.CapacityLimiter(opts.concurrency),
+            threads=self._threads,
+            limiter=anyio.CapacityLimiter(opts.concurrency),
         )
         dead_letters = None
         if opts.dead_letter_queue_url is not None and opts.max_receives is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -11,10 +10,12 @@ from functools import partial
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .errors import Discard, Retry
 from .message import Message
 from .outcome import ACK, DISCARDED, Fail, Outcome
+from .threads import DaemonThreads, call_soon_threadsafe
 
 __all__ = ["CallNext", "Handling", "Middleware", "is_async_callable"]
 
@@ -43,11 +44,12 @@ async def _through(middleware: Middleware, call_next: CallNext, message: Message
 class _Thread:
     """Tracks a sync handler's thread so a timed-out call can wait for it to really end."""
 
-    __slots__ = ("_abandoned", "_lock", "finished", "running")
+    __slots__ = ("_abandoned", "_lock", "_token", "finished", "running")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._abandoned = False
+        self._token: anyio.lowlevel.EventLoopToken | None = None
         self.running = False
         self.finished: anyio.Event | None = None
 
@@ -63,9 +65,8 @@ class _Thread:
                 self.running = False
                 notify = self._abandoned
             if notify and self.finished is not None:
-                # The loop may have ended meanwhile: then nobody is waiting any more.
-                with contextlib.suppress(Exception):
-                    anyio.from_thread.run_sync(self.finished.set)
+                assert self._token is not None
+                call_soon_threadsafe(self._token, self.finished.set)
 
     def abandon(self) -> anyio.Event | None:
         """Called on the loop after a timeout: an event set when the thread ends, or None."""
@@ -74,6 +75,7 @@ class _Thread:
             if not self.running:
                 return None
             self.finished = anyio.Event()
+            self._token = anyio.lowlevel.current_token()
             return self.finished
 
 
@@ -93,7 +95,8 @@ class Handling:
         handler: the user's function, `(message) -> None`, sync or async.
         middleware: applied outermost first.
         timeout: seconds before the handler counts as failed.
-        threads: the CapacityLimiter sync handlers run through.
+        threads: the daemon threads sync handlers run in.
+        limiter: bounds the sync handlers running at once.
     """
 
     def __init__(
@@ -102,26 +105,31 @@ class Handling:
         *,
         middleware: Sequence[Middleware] = (),
         timeout: float | None = None,
-        threads: anyio.CapacityLimiter,
+        threads: DaemonThreads,
+        limiter: anyio.CapacityLimiter,
     ) -> None:
         self._timeout = timeout
         self._sync = not is_async_callable(handler)
         innermost: CallNext
-        innermost = partial(self._in_thread, handler, threads) if self._sync else handler
+        if self._sync:
+            innermost = partial(self._in_thread, handler, threads, limiter)
+        else:
+            innermost = handler
         for mw in reversed(middleware):
             innermost = partial(_through, mw, innermost)
         self._chain = innermost
 
     @staticmethod
     async def _in_thread(
-        handler: Callable[[Message], Any], threads: anyio.CapacityLimiter, message: Message
+        handler: Callable[[Message], Any],
+        threads: DaemonThreads,
+        limiter: anyio.CapacityLimiter,
+        message: Message,
     ) -> Any:
         tracker = _current_thread.get()
         if tracker is None:
-            return await anyio.to_thread.run_sync(handler, message, limiter=threads)
-        return await anyio.to_thread.run_sync(
-            tracker.call, handler, message, limiter=threads, abandon_on_cancel=True
-        )
+            return await threads.run_sync(partial(handler, message), limiter=limiter)
+        return await threads.run_sync(partial(tracker.call, handler, message), limiter=limiter)
 
     async def __call__(self, message: Message) -> Outcome:
         """Handle one message; every exception becomes an outcome, cancellation propagates."""

@@ -77,6 +77,10 @@ class Harvester:
         """Delete batches until `aclose()`."""
         await self._batcher.run(task_status=task_status)
 
+    async def drain_here(self) -> None:
+        """Delete everything queued from the calling task (its own tasks are cancelled)."""
+        await self._batcher.drain_here()
+
     async def aclose(self) -> None:
         """Delete everything queued, then stop."""
         await self._batcher.aclose()

@@ -11,7 +11,7 @@ from .message import Message
 from .outcome import Ack, Fail, Outcome
 from .retry import RetryPolicy
 from .stats import Counters
-from .visibility import VisibilityChanger
+from .visibility import VisibilityChanger, whole_seconds
 
 __all__ = ["Settler"]
 
@@ -71,9 +71,11 @@ class Settler:
         return True
 
     def _retry_later(self, message: Message, outcome: Fail) -> None:
-        delay = outcome.delay
-        if delay is None and self._retry is not None:
-            delay = self._retry.delay(message.receive_count)
+        delay: int | None = None
+        if outcome.delay is not None:
+            delay = whole_seconds(outcome.delay)
+        elif self._retry is not None:
+            delay = whole_seconds(self._retry.delay(message.receive_count))
         # A deliberate Retry is routine; anything else is worth a warning.
         level = logging.INFO if isinstance(outcome.error, Retry) else logging.WARNING
         log.log(
@@ -82,7 +84,7 @@ class Settler:
             message.message_id,
             message.receive_count,
             outcome.error,
-            "" if delay is None else f"; retry in {delay:.1f} s",
+            "" if delay is None else f"; retry in {delay} s",
         )
         if delay is not None:
             self._counters.retried += 1

@@ -1,7 +1,7 @@
 """The only module that talks to SQS: an async adapter over a boto3-style client.
 
-Every call runs in a worker thread through one dedicated `anyio.CapacityLimiter`, so SQS
-calls never compete with sync handlers for threads. Transient errors are retried here
+Every call runs in a (daemon) worker thread through one dedicated `anyio.CapacityLimiter`,
+so SQS calls never compete with sync handlers for threads. Transient errors are retried here
 with jittered exponential backoff; fatal ones raise `SqsError` naming the call.
 """
 
@@ -20,6 +20,7 @@ import attrs
 
 from .errors import ErrorKind, QueueCheckError, SqsError, classify, error_code
 from .stats import Counters
+from .threads import DaemonThreads
 
 __all__ = ["QueueInfo", "Sqs", "SqsClient", "build_client", "check_queue"]
 
@@ -115,6 +116,7 @@ class Sqs:
         client: a boto3 SQS client or compatible object.
         limiter: the CapacityLimiter every call goes through.
         counters: where retries are counted.
+        threads: the daemon threads the calls run in.
         backoff: delays between retries of transient errors.
     """
 
@@ -124,10 +126,12 @@ class Sqs:
         *,
         limiter: anyio.CapacityLimiter,
         counters: Counters,
+        threads: DaemonThreads,
         backoff: Backoff = Backoff(),
     ) -> None:
         self.client = client
         self._limiter = limiter
+        self._threads = threads
         self._counters = counters
         self._backoff = backoff
 
@@ -155,7 +159,7 @@ class Sqs:
         box = _ReceiveBox(release)
         receive = partial(box.run, self.client.receive_message, kwargs)
         try:
-            messages: list[Any] = await self._retrying("receive_message", None, receive, True)
+            messages: list[Any] = await self._retrying("receive_message", None, receive)
         except anyio.get_cancelled_exc_class():
             box.abandon()
             raise
@@ -167,14 +171,11 @@ class Sqs:
         operation: str,
         attempts: int | None,
         function: Callable[[], Any],
-        abandon_on_cancel: bool = False,
     ) -> Any:
         attempt = 0
         while True:
             try:
-                return await anyio.to_thread.run_sync(
-                    function, limiter=self._limiter, abandon_on_cancel=abandon_on_cancel
-                )
+                return await self._threads.run_sync(function, limiter=self._limiter)
             except Exception as exc:
                 attempt += 1
                 if classify(exc) is ErrorKind.FATAL:

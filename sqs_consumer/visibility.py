@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,11 @@ log = logging.getLogger("sqs_consumer")
 
 _GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight"})
 _ENTRY_ATTEMPTS = 5
+
+
+def whole_seconds(timeout: float) -> int:
+    """The VisibilityTimeout SQS accepts for `timeout`: rounded up, within 0..43200."""
+    return max(0, min(43200, math.ceil(timeout)))
 
 
 class VisibilityChanger:
@@ -51,8 +57,11 @@ class VisibilityChanger:
         self._batcher: Batcher[tuple[str, int]] = Batcher(self._change, size=10, interval=interval)
 
     def change(self, receipt_handle: str, timeout: float) -> None:
-        """Queue a visibility change to `timeout` seconds from now (never blocks)."""
-        self._batcher.put_nowait((receipt_handle, max(0, min(43200, round(timeout)))))
+        """Queue a visibility change to `timeout` seconds from now (never blocks).
+
+        SQS takes whole seconds: a fraction rounds up, so a delay never comes back early.
+        """
+        self._batcher.put_nowait((receipt_handle, whole_seconds(timeout)))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Send changes until `aclose()`."""

@@ -222,3 +222,30 @@ def test_handler_must_be_callable(queue: QueueEnv) -> None:
     """A non-callable handler is refused at construction."""
     with pytest.raises(TypeError, match="callable"):
         Consumer("not a function", queue.options())  # type: ignore[arg-type]
+
+
+def test_start_raises_the_plain_error_on_the_main_thread(queue: QueueEnv) -> None:
+    """start() (signal handling on) raises QueueCheckError itself, not an ExceptionGroup."""
+    consumer = Consumer(lambda m: None, queue.options(queue_url=queue.url + "-missing"))
+    with pytest.raises(QueueCheckError):
+        consumer.start()
+
+
+def test_batch_handlers_are_refused_until_supported(queue: QueueEnv) -> None:
+    """batch=True is refused clearly instead of calling the handler with single messages."""
+    with pytest.raises(NotImplementedError, match="batch"):
+        Consumer(lambda m: None, queue.options(batch=True))
+
+
+async def test_cancelling_run_still_deletes_finished_work(queue: QueueEnv) -> None:
+    """Cancelling the task that runs the consumer still sends the pending deletes."""
+    queue.send(["a", "b", "c"])
+    consumer = Consumer(lambda m: None, queue.options(delete_flush_interval=30))
+    with anyio.move_on_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consumer.run)
+            await wait_for(lambda: consumer.stats().succeeded == 3)
+            assert consumer.stats().deleted == 0  # acks wait for their batch to fill
+            tg.cancel_scope.cancel()
+    assert consumer.stats().deleted == 3
+    assert queue.counts() == (0, 0)
