@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from sqs_consumer import Consumer, ConsumerOptions, Message
@@ -69,9 +70,10 @@ class Case:
 
     @property
     def bound_with_receive(self) -> float | None:
-        """`concurrency / (work + latency)`: the ceiling when every slot, once free, waits
-        one ReceiveMessage round trip before its next message starts (no prefetch)."""
-        return self.concurrency / (self.work + self.latency) if self.work else None
+        """`concurrency / (work + 2 * latency)`: the ceiling under strict backpressure, where
+        a slot waits for its DeleteMessageBatch and then a ReceiveMessage round trip before
+        its next message starts (no prefetch)."""
+        return self.concurrency / (self.work + 2 * self.latency) if self.work else None
 
 
 @attrs.define
@@ -80,6 +82,7 @@ class Tally:
 
     target: int
     done: anyio.Event
+    token: anyio.lowlevel.EventLoopToken
     handled: int = 0
     first_wall: float | None = None
     first_cpu: float = 0.0
@@ -122,8 +125,8 @@ def make_handler(style: Style, work: float, tally: Tally) -> Callable[[Message],
             time.sleep(work)
         with tally.lock:
             last = tally.finish()
-        if last:  # we run in an anyio worker thread: hop to the loop to set the event
-            anyio.from_thread.run_sync(tally.done.set)
+        if last:  # we run in one of the consumer's threads: hop to the loop to set the event
+            anyio.from_thread.run_sync(tally.done.set, token=tally.token)
 
     return handle_sync
 
@@ -175,7 +178,7 @@ async def _sample(consumer: Consumer, peaks: Peaks, scope: anyio.CancelScope) ->
 
 
 async def _drive(case: Case, sqs: MemorySQS, url: str) -> dict[str, Any]:
-    tally = Tally(target=case.messages, done=anyio.Event())
+    tally = Tally(target=case.messages, done=anyio.Event(), token=anyio.lowlevel.current_token())
     options = ConsumerOptions(
         queue_url=url,
         client=sqs,
@@ -291,10 +294,14 @@ def plan(quick: bool) -> Iterator[Case]:
                 latency=0.0,
                 repeats=repeats,
             )
-    work, latency = 0.05, 0.02
-    seconds = 0.75 if quick else 3.0  # of run at the bound (longer in practice)
-    for concurrency in (50, 200):
-        n = int(concurrency / work * seconds)
+    latency = 0.02
+    seconds = 1.0 if quick else 3.0  # of run at the bound (longer in practice)
+    # Strict backpressure (a message is received only once a slot is free, and an ack holds
+    # its slot until SQS confirms the delete) costs each slot a delete and a receive round
+    # trip per message: the ceiling is work / (work + 2 * latency). Several work durations
+    # show how that fixed cost fades as handlers get longer.
+    for work, concurrency in ((0.05, 50), (0.05, 200), (0.2, 50), (0.5, 50), (1.0, 100)):
+        n = max(int(concurrency / work * seconds), concurrency * 2)
         for strategy in strategies:
             for style in styles:
                 yield Case(
@@ -445,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "timing": "first handler call to the return of the N-th handler call",
         "ratio": "msgs/s / (concurrency / work); ratio_to_bound_with_receive: msgs/s / "
-        "(concurrency / (work + latency))",
+        "(concurrency / (work + 2 * latency))",
         "cpu": "time.process_time() over the timed span (all threads, MemorySQS included) / N",
         "targets": {"overhead_async_msgs_per_s": OVERHEAD_TARGET, "io_ratio": RATIO_TARGET},
         "settings": {

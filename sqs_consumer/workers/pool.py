@@ -149,8 +149,8 @@ class ElasticPool:
         await idler.wake.wait()
         return not idler.retire
 
-    async def _retire_idle(self) -> None:
-        with anyio.CancelScope() as self._janitor:
+    async def _retire_idle(self, scope: anyio.CancelScope) -> None:
+        with scope:
             while True:
                 await anyio.sleep(self._idle_timeout)
                 if self._live <= self._min or not self._idle:
@@ -168,7 +168,9 @@ class ElasticPool:
                 self._tg = tg
                 for _ in range(self._min):
                     self._spawn()
-                tg.start_soon(self._retire_idle)
+                # The scope exists before the task starts: aclose() may come first.
+                self._janitor = anyio.CancelScope()
+                tg.start_soon(self._retire_idle, self._janitor)
                 task_status.started()
                 await self._closing.wait()
         finally:
