@@ -1,0 +1,139 @@
+"""Harvester: batched deletes, per-entry failures, and the start-up queue check."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import anyio
+import pytest
+from botocore.exceptions import ClientError
+
+from sqs_consumer import Consumer, Message, QueueCheckError
+from sqs_consumer.testing import MemorySQS
+from tests.conftest import QueueEnv, unique_name
+from tests.helpers import running, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+class FlakyDeletes(MemorySQS):
+    """Fails every entry of the first DeleteMessageBatch with a transient per-entry error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delete_calls: list[int] = []
+
+    def delete_message_batch(self, **kwargs: Any) -> Any:
+        self.delete_calls.append(len(kwargs["Entries"]))
+        if len(self.delete_calls) == 1:
+            failed = [
+                {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "x"}
+                for e in kwargs["Entries"]
+            ]
+            return {"Successful": [], "Failed": failed}
+        return super().delete_message_batch(**kwargs)
+
+
+async def test_transient_entry_failures_are_sent_again() -> None:
+    """Entries failed with a server-side code are retried and end up deleted."""
+    memory = FlakyDeletes()
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    env = QueueEnv("memory", memory, url, {"client": memory})
+    env.send(["a", "b", "c"])
+    consumer = Consumer(lambda m: None, env.options(delete_flush_interval=0.05))
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 3)
+    assert len(memory.delete_calls) >= 2
+    assert consumer.stats().delete_errors == 0
+    assert sum(memory.counts(url).values()) == 0
+
+
+async def test_expired_receipt_handles_count_as_delete_errors() -> None:
+    """A handler that outlives its (unextended) lease cannot delete: delete_errors counts it.
+
+    MemorySQS only: moto, like SQS itself, answers a delete with a stale receipt handle
+    with success (SQS documents that the message "might not be deleted").
+    """
+    memory = MemorySQS()
+    queue = QueueEnv(
+        "memory",
+        memory,
+        memory.create_queue(QueueName=unique_name())["QueueUrl"],
+        {"client": memory},
+    )
+    queue.send(["late"])
+    seen: list[int] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message.receive_count)
+        if len(seen) == 1:
+            # Another receive takes the message while this one is still "working".
+            await wait_for(lambda: len(seen) == 2, timeout=10)
+        else:
+            # The second delivery finishes only once the first has tried its stale delete.
+            done = consumer.stats
+            await wait_for(lambda: done().deleted + done().delete_errors == 1, timeout=10)
+
+    # max_visibility=1 caps the lease at one second: the heartbeat cannot keep it.
+    options = queue.options(visibility_timeout=1, max_visibility=1, concurrency=2)
+    consumer = Consumer(handle, options)
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().succeeded == 2, timeout=15)
+        await wait_for(lambda: consumer.stats().deleted + consumer.stats().delete_errors == 2)
+    assert consumer.stats().delete_errors == 1
+    assert consumer.stats().deleted == 1
+
+
+async def test_deletes_go_out_in_batches_of_ten() -> None:
+    """Acks are grouped: 50 messages need about 5 DeleteMessageBatch calls, not 50."""
+    memory = FlakyDeletes()
+    memory.delete_calls.append(0)  # skip the injected failure
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    env = QueueEnv("memory", memory, url, {"client": memory})
+    env.send([f"m{i}" for i in range(50)])
+    consumer = Consumer(lambda m: None, env.options(concurrency=50, delete_flush_interval=1))
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 50)
+    sizes = memory.delete_calls[1:]
+    assert sum(sizes) == 50 and max(sizes) == 10 and len(sizes) <= 10
+
+
+class Denied(MemorySQS):
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+
+    def get_queue_attributes(self, **kwargs: Any) -> Any:
+        error = {"Error": {"Code": self.code, "Message": "nope"}}
+        raise ClientError(
+            {**error, "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetQueueAttributes"
+        )
+
+
+@pytest.mark.parametrize("code", ["InvalidClientTokenId", "AccessDenied", "SignatureDoesNotMatch"])
+async def test_bad_credentials_or_permissions_fail_run_at_once(code: str) -> None:
+    """Credential and permission errors raise from run() with the AWS code in the text."""
+    memory = Denied(code)
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    consumer = Consumer(
+        lambda m: None, QueueEnv("memory", memory, url, {"client": memory}).options()
+    )
+    with anyio.fail_after(5), pytest.raises(QueueCheckError, match=code):
+        await consumer.run()
+
+
+async def test_unreachable_endpoint_fails_run_within_seconds() -> None:
+    """A closed port on 127.0.0.1 is retried briefly, then run() raises naming the problem."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    options = QueueEnv("moto", None, f"{endpoint}/123456789012/q", {}).options(
+        endpoint_url=endpoint, region_name="us-east-1"
+    )
+    started = time.monotonic()
+    with pytest.raises(QueueCheckError, match="connect"):
+        await Consumer(lambda m: None, options).run()
+    assert time.monotonic() - started < 10

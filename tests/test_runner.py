@@ -1,0 +1,90 @@
+"""SqsRunner: backpressure and the number of receive loops."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from sqs_consumer import Consumer, Message
+from sqs_consumer.testing import MemorySQS
+from tests.conftest import QueueEnv, unique_name
+from tests.helpers import running, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+def slow_queue(messages: int, latency: float = 0.02) -> QueueEnv:
+    memory = MemorySQS(latency=latency)
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    env = QueueEnv("memory", memory, url, {"client": memory})
+    memory.latency = 0.0  # fill at full speed, then consume over a "network"
+    env.send([f"m{i}" for i in range(messages)])
+    memory.latency = latency
+    return env
+
+
+async def test_auto_pollers_grow_while_receives_come_back_full() -> None:
+    """With capacity to spare and full receives, more receive loops start (up to the cap)."""
+    env = slow_queue(1500)
+    peak = 0
+
+    async def handle(message: Message) -> None:
+        nonlocal peak
+        peak = max(peak, consumer.stats().pollers)
+
+    consumer = Consumer(handle, env.options(concurrency=100))
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 1500, timeout=30)
+    assert 1 < peak <= 10  # ceil(100 / 10) loops at most
+
+
+async def test_auto_pollers_shrink_to_one_when_the_queue_is_empty() -> None:
+    """Once receives come back empty, the extra loops end and one keeps polling."""
+    env = slow_queue(600, latency=0.01)
+    grew = anyio.Event()
+
+    async def handle(message: Message) -> None:
+        if consumer.stats().pollers > 1:
+            grew.set()
+
+    consumer = Consumer(handle, env.options(concurrency=100, wait_time_seconds=0))
+    async with running(consumer):
+        await wait_for(grew.is_set, timeout=20)
+        await wait_for(lambda: consumer.stats().deleted == 600, timeout=20)
+        await wait_for(lambda: consumer.stats().pollers == 1, timeout=20)
+
+
+async def test_pinned_pollers_run_exactly_that_many(queue: QueueEnv) -> None:
+    """An int pins the number of receive loops, queue empty or not."""
+    consumer = Consumer(lambda m: None, queue.options(pollers=3, concurrency=30))
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().pollers == 3)
+        await wait_for(lambda: consumer.stats().receives >= 3, timeout=10)
+        assert consumer.stats().pollers == 3
+
+
+async def test_receive_asks_only_for_free_capacity() -> None:
+    """Each ReceiveMessage asks for min(batch_size, free slots), never more."""
+    asked: list[int] = []
+
+    class Recording(MemorySQS):
+        def receive_message(self, **kwargs: object) -> dict[str, object]:
+            asked.append(int(kwargs["MaxNumberOfMessages"]))  # type: ignore[call-overload]
+            return super().receive_message(**kwargs)  # type: ignore[arg-type]
+
+    memory = Recording()
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    env = QueueEnv("memory", memory, url, {"client": memory})
+    env.send([f"m{i}" for i in range(12)])
+    gate = anyio.Event()
+
+    async def handle(message: Message) -> None:
+        await gate.wait()
+
+    consumer = Consumer(handle, env.options(concurrency=3, batch_size=10))
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().busy == 3)
+        assert max(asked) == 3  # never the full batch of 10 for 3 free slots
+        gate.set()
+        await wait_for(lambda: consumer.stats().deleted == 12)
+    assert all(n <= 3 for n in asked)
