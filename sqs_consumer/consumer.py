@@ -9,29 +9,33 @@ import signal
 import threading
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import attrs
 
+from .batch import is_batch_handler
 from .deadletter import DeadLetters
 from .errors import ConsumerStateError, QueueCheckError
-from .handling import Handling
+from .handling import BatchHandling, Handling
 from .harvester import Harvester
 from .heartbeat import Heartbeat, derive_interval
+from .jobs import Pipeline, dispatcher_for
 from .leases import Lease, Leases
 from .message import Message
 from .options import ConsumerOptions
-from .outcome import Fail
 from .runner import SqsRunner
 from .settle import Settler
 from .sqs import QueueInfo, Sqs, SqsClient, build_client, check_queue
 from .stats import Counters, Stats
 from .threads import DaemonThreads
 from .visibility import VisibilityChanger
-from .workers import Job, Worker, WorkerStats
+from .workers import Worker, WorkerStats
 
-__all__ = ["Consumer", "State"]
+__all__ = ["Consumer", "Handler", "State"]
+
+Handler = Callable[[Message], Any] | Callable[[list[Message]], Any]
+"""A per-message handler, or a batch handler (`batch=True` or `__sqs_batch__`)."""
 
 log = logging.getLogger("sqs_consumer")
 
@@ -54,6 +58,7 @@ class _Parts:
 
     queue: QueueInfo
     worker: Worker
+    pipeline: Pipeline
     leases: Leases
     runner: SqsRunner
     harvester: Harvester
@@ -61,51 +66,29 @@ class _Parts:
     heartbeat: Heartbeat
 
 
-@attrs.frozen(kw_only=True)
-class _JobFactory:
-    """Turns a received message into the job a worker runs: lease, handle, settle."""
-
-    leases: Leases
-    handling: Handling
-    settler: Settler
-    visibility: float
-
-    def make(self, message: Message, received_at: float) -> Job:
-        return partial(self._run, self.leases.add(message, self.visibility, received_at))
-
-    async def _run(self, lease: Lease) -> None:
-        if not self.leases.start(lease):
-            return  # released unstarted during shutdown
-        outcome = await self.handling(lease.message)
-        # Out of the registry first, so the heartbeat starts no new extension; then wait
-        # for one in flight, so it cannot land after the delete or undo a retry delay.
-        self.leases.remove(lease)
-        await lease.wait_extended()
-        await self.settler.settle(lease.message, outcome)
-        if isinstance(outcome, Fail) and outcome.straggler is not None:
-            await outcome.straggler.wait()  # the slot stays taken until the thread ends
-
-
 class Consumer:
     """Consume one SQS queue with one handler (SPEC §2).
 
     Args:
         handler: `(message) -> None`, sync (runs in a thread) or async (runs on the loop);
-            raise to fail the message, return to acknowledge it.
+            raise to fail the message, return to acknowledge it. With `options.batch` (or a
+            handler marked `__sqs_batch__`, like LambdaHandler) it takes `list[Message]`.
         options: how to poll, run and settle.
 
     Raises:
         TypeError: handler is not callable or options is not a ConsumerOptions.
     """
 
-    def __init__(self, handler: Callable[[Message], Any], options: ConsumerOptions) -> None:
+    def __init__(self, handler: Handler, options: ConsumerOptions) -> None:
         if not callable(handler):
             raise TypeError(f"Consumer handler must be callable, got {handler!r}")
         if not isinstance(options, ConsumerOptions):
             raise TypeError(f"Consumer options must be a ConsumerOptions, got {options!r}")
-        if options.batch:
-            raise NotImplementedError(
-                "ConsumerOptions.batch=True: batch handlers are not available in this release"
+        self._batch = options.batch or is_batch_handler(handler)
+        if self._batch and options.middleware:
+            raise ValueError(
+                "ConsumerOptions.middleware applies to per-message handlers; a batch handler "
+                "gets none (wrap the batch handler itself instead)"
             )
         self.handler = handler
         self.options = options
@@ -306,13 +289,21 @@ class Consumer:
             counters=self._counters,
             on_fatal=self._on_fatal,
         )
-        handling = Handling(
-            self.handler,
-            middleware=opts.middleware,
-            timeout=opts.handler_timeout,
-            threads=self._threads,
-            limiter=anyio.CapacityLimiter(opts.concurrency),
-        )
+        handling: Handling | BatchHandling
+        threads = anyio.CapacityLimiter(opts.concurrency)
+        if self._batch:
+            batch_handler = cast(Callable[[list[Message]], Any], self.handler)
+            handling = BatchHandling(
+                batch_handler, timeout=opts.handler_timeout, threads=self._threads, limiter=threads
+            )
+        else:
+            handling = Handling(
+                cast(Callable[[Message], Any], self.handler),
+                middleware=opts.middleware,
+                timeout=opts.handler_timeout,
+                threads=self._threads,
+                limiter=threads,
+            )
         dead_letters = None
         if opts.dead_letter_queue_url is not None and opts.max_receives is not None:
             dead_letters = DeadLetters(
@@ -340,21 +331,28 @@ class Consumer:
             counters=self._counters,
             on_fatal=self._on_fatal,
         )
+        pipeline = Pipeline(
+            worker=worker,
+            leases=leases,
+            settler=settler,
+            visibility=visibility,
+            counters=self._counters,
+            lease_seconds=lease_visibility,
+        )
+        dispatcher, per_job = dispatcher_for(pipeline, handling, fifo=queue.fifo)
         receive_options: dict[str, Any] = {"WaitTimeSeconds": opts.wait_time_seconds}
         if opts.visibility_timeout is not None:
             receive_options["VisibilityTimeout"] = opts.visibility_timeout
-        job = _JobFactory(
-            leases=leases,
-            handling=handling,
-            settler=settler,
-            visibility=lease_visibility,
-        )
         runner = SqsRunner(
             sqs,
             worker,
             harvester,
             queue_url=queue.url,
-            make_job=job.make,
+            dispatch=dispatcher.dispatch,
+            leases=leases,
+            limit=opts.concurrency,
+            per_job=min(per_job, opts.batch_size),
+            fifo=queue.fifo,
             release=partial(self._release_now, sqs.client, queue.url),
             receive_options=receive_options,
             batch_size=opts.batch_size,
@@ -366,6 +364,7 @@ class Consumer:
         return _Parts(
             queue=queue,
             worker=worker,
+            pipeline=pipeline,
             leases=leases,
             runner=runner,
             harvester=harvester,
@@ -417,10 +416,7 @@ class Consumer:
 
     async def _release(self, parts: _Parts, leases: list[Lease]) -> None:
         for lease in leases:
-            parts.leases.remove(lease)
-            await lease.wait_extended()  # an extension landing later would undo the release
-            parts.visibility.change(lease.message.receipt_handle, 0)
-            self._counters.released += 1
+            await parts.pipeline.release(lease)
 
     # -- observation -----------------------------------------------------------------------
 

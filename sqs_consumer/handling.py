@@ -12,12 +12,13 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from .batch import BatchResult, normalize_batch_result
 from .errors import Discard, Retry
 from .message import Message
 from .outcome import ACK, DISCARDED, Fail, Outcome
 from .threads import DaemonThreads, call_soon_threadsafe
 
-__all__ = ["CallNext", "Handling", "Middleware", "is_async_callable"]
+__all__ = ["BatchHandling", "CallNext", "Handling", "Middleware", "is_async_callable"]
 
 CallNext = Callable[[Message], Awaitable[Any]]
 """What a middleware calls to run the rest of the chain."""
@@ -53,7 +54,7 @@ class _Thread:
         self.running = False
         self.finished: anyio.Event | None = None
 
-    def call(self, handler: Callable[[Message], Any], message: Message) -> Any:
+    def call(self, handler: Callable[[Any], Any], message: Any) -> Any:
         with self._lock:
             if self._abandoned:
                 return None  # timed out before a thread was free: the message already failed
@@ -158,3 +159,61 @@ class Handling:
         error = TimeoutError(f"handler exceeded handler_timeout={timeout} s")
         straggler = tracker.abandon() if tracker is not None else None
         return Fail(error, timed_out=True, straggler=straggler)
+
+
+class BatchHandling:
+    """Run a batch handler on the messages of one receive; one outcome per message.
+
+    The handler returns None (all succeeded), the ids of the failed messages, or a
+    `BatchResult`; raising (or an unknown id in the result) fails the whole batch, and
+    `handler_timeout` applies to the whole call. Middleware does not apply to batches.
+
+    Args:
+        handler: `(messages) -> None | Iterable[str] | BatchResult`, sync or async.
+        timeout: seconds before the whole batch counts as failed.
+        threads: the daemon threads a sync handler runs in.
+        limiter: bounds the sync handlers running at once.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[list[Message]], Any],
+        *,
+        timeout: float | None = None,
+        threads: DaemonThreads,
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        self._handler = handler
+        self._timeout = timeout
+        self._async = is_async_callable(handler)
+        self._threads = threads
+        self._limiter = limiter
+
+    async def _call(self, messages: list[Message]) -> Any:
+        if self._async:
+            return await self._handler(messages)
+        call = partial(self._handler, messages)
+        return await self._threads.run_sync(call, limiter=self._limiter)
+
+    async def __call__(self, messages: list[Message]) -> dict[str, Outcome]:
+        """Handle a batch; every exception becomes outcomes, cancellation propagates."""
+        try:
+            with anyio.move_on_after(self._timeout) as scope:
+                result = normalize_batch_result(await self._call(messages), messages)
+            if scope.cancelled_caught:
+                error = TimeoutError(f"batch handler exceeded handler_timeout={self._timeout} s")
+                return dict.fromkeys((m.message_id for m in messages), Fail(error, timed_out=True))
+        except Retry as retry:
+            return dict.fromkeys((m.message_id for m in messages), Fail(retry, delay=retry.delay))
+        except Discard:
+            return dict.fromkeys((m.message_id for m in messages), DISCARDED)
+        except Exception as exc:
+            return dict.fromkeys((m.message_id for m in messages), Fail(exc))
+        return {m.message_id: _item_outcome(m, result) for m in messages}
+
+
+def _item_outcome(message: Message, result: BatchResult) -> Outcome:
+    if message.message_id not in result.failed:
+        return ACK
+    error = RuntimeError(f"message {message.message_id} reported failed by the batch handler")
+    return Fail(error, delay=result.retry_delays.get(message.message_id))

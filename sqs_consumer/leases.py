@@ -43,6 +43,7 @@ class Leases:
         self._clock = clock
         self._leases: dict[str, Lease] = {}
         self._accepting = True
+        self._removed: anyio.Event | None = None  # set when a lease goes (someone waits)
 
     def __len__(self) -> int:
         return len(self._leases)
@@ -70,6 +71,15 @@ class Leases:
     def remove(self, lease: Lease) -> None:
         """Forget a lease: its message is being settled."""
         self._leases.pop(lease.message.receipt_handle, None)
+        if self._removed is not None:
+            self._removed.set()
+            self._removed = None
+
+    async def wait_removed(self) -> None:
+        """Return when the next lease is removed."""
+        if self._removed is None:
+            self._removed = anyio.Event()
+        await self._removed.wait()
 
     def take_unstarted(self) -> list[Lease]:
         """Refuse further starts and remove and return every lease no handler has begun."""

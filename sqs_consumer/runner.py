@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .errors import SqsError
+from .leases import Leases
 from .message import Message
 from .sqs import Sqs
 from .stats import Counters
-from .workers import Job, Worker
+from .workers import Worker
 
 __all__ = ["SqsRunner"]
 
@@ -54,8 +55,14 @@ class SqsRunner:
         worker: the concurrency strategy.
         acks: the harvester (its unconfirmed deletes count against capacity).
         queue_url: the queue.
-        make_job: turns a received message (and the clock time its receive was sent)
-            into the job that handles it.
+        dispatch: hands the messages of one receive (and the clock time the receive was
+            sent) over as jobs.
+        leases: the in-flight registry: messages held count against `limit`.
+        limit: the most messages held at once (`concurrency`).
+        per_job: the most messages one job may hold (1 per message; a batch for batch
+            handlers and FIFO groups).
+        fifo: the queue is FIFO: a receive retried after an error reuses its
+            ReceiveRequestAttemptId, so SQS returns the same messages, in order.
         release: hands back raw messages received after the runner stopped (in a thread).
         receive_options: extra ReceiveMessage parameters (wait time, visibility, ...).
         batch_size: the most messages per receive.
@@ -72,7 +79,11 @@ class SqsRunner:
         acks: Acks,
         *,
         queue_url: str,
-        make_job: Callable[[Message, float], Job],
+        dispatch: Callable[[list[Message], float], Awaitable[None]],
+        leases: Leases,
+        limit: int,
+        per_job: int,
+        fifo: bool,
         release: Callable[[list[Any]], None],
         receive_options: dict[str, Any],
         batch_size: int,
@@ -85,7 +96,11 @@ class SqsRunner:
         self._worker = worker
         self._acks = acks
         self._queue_url = queue_url
-        self._make_job = make_job
+        self._dispatch = dispatch
+        self._leases = leases
+        self._limit = limit
+        self._per_job = per_job
+        self._fifo = fifo
         self._release = release
         self._receive = {
             "QueueUrl": queue_url,
@@ -129,7 +144,7 @@ class SqsRunner:
     async def _poll(self) -> None:
         try:
             while True:
-                free = self._worker.capacity() - self._asked - self._acks.outstanding()
+                free = self._free()
                 if free <= 0:
                     await self._wait_for_free()
                     continue
@@ -141,9 +156,9 @@ class SqsRunner:
                     log.error("receiving from %s failed: %s", self._queue_url, exc)
                     self._on_fatal(exc)
                     return
-                for item in raw:
-                    message = Message.from_sqs(item, queue_url=self._queue_url)
-                    await self._worker.submit(self._make_job(message, sent_at))
+                if raw:
+                    url = self._queue_url
+                    await self._dispatch([Message.from_sqs(m, queue_url=url) for m in raw], sent_at)
                 if self._auto and not self._keep_polling(ask, len(raw), free):
                     return
                 if not raw and self._receive.get("WaitTimeSeconds", 0) == 0:
@@ -155,7 +170,9 @@ class SqsRunner:
     async def _receive_some(self, ask: int) -> list[Any]:
         self._asked += ask
         try:
-            raw = await self._sqs.receive(self._release, MaxNumberOfMessages=ask, **self._receive)
+            raw = await self._sqs.receive(
+                self._release, attempt_id=self._fifo, MaxNumberOfMessages=ask, **self._receive
+            )
         finally:
             self._asked -= ask
             if self._answered is not None:
@@ -176,16 +193,25 @@ class SqsRunner:
             self._spawn()
         return True
 
+    def _free(self) -> int:
+        """Messages a receive may ask for now."""
+        capacity = self._worker.capacity()
+        if capacity <= 0:
+            return 0
+        held = len(self._leases) + self._acks.outstanding() + self._asked
+        return min(self._limit - held, capacity * self._per_job - self._asked)
+
     async def _wait_for_free(self) -> None:
         if self._worker.capacity() <= 0:
             await self._worker.wait_for_capacity()
-            return
-        if self._worker.capacity() - self._asked > 0:
-            # Slots are free but held by acks SQS has not confirmed: delete them now.
+        elif self._asked:
+            # Receives in flight have claimed what is free: wait for one to answer.
+            if self._answered is None:
+                self._answered = anyio.Event()
+            await self._answered.wait()
+        elif self._acks.outstanding():
+            # Slots are held by acks SQS has not confirmed: delete them now.
             self._acks.flush_nowait()
             await self._acks.wait_deleted()
-            return
-        # Capacity exists but receives in flight have claimed it: wait for one to answer.
-        if self._answered is None:
-            self._answered = anyio.Event()
-        await self._answered.wait()
+        else:
+            await self._leases.wait_removed()  # running batches or groups hold them

@@ -11,6 +11,7 @@ import logging
 import random
 import re
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, Protocol
@@ -149,13 +150,18 @@ class Sqs:
         method = partial(getattr(self.client, operation), **kwargs)
         return await self._retrying(operation, attempts, method)
 
-    async def receive(self, release: Callable[[list[Any]], None], **kwargs: Any) -> list[Any]:
+    async def receive(
+        self, release: Callable[[list[Any]], None], *, attempt_id: bool = False, **kwargs: Any
+    ) -> list[Any]:
         """ReceiveMessage that can be cancelled mid long poll without losing what it returns.
 
         A cancelled call leaves its thread to finish the long poll; whatever that poll
         still returns is handed to `release` (in the thread) so other consumers get it
-        now instead of after the visibility timeout.
+        now instead of after the visibility timeout. With `attempt_id` (FIFO queues) every
+        retry of this receive carries the same ReceiveRequestAttemptId.
         """
+        if attempt_id:
+            kwargs["ReceiveRequestAttemptId"] = uuid.uuid4().hex
         box = _ReceiveBox(release)
         receive = partial(box.run, self.client.receive_message, kwargs)
         try:

@@ -266,7 +266,7 @@ def _api(
 
     @functools.wraps(method)
     def call(self: MemorySQS, /, *args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
-        self._before_call(method.__name__)
+        self._before_call(method.__name__, operation)
         try:
             response = method(self, *args, **kwargs)
         except _Fault as fault:
@@ -409,7 +409,7 @@ class MemorySQS:
         with self._lock:
             self._faults = None
 
-    def _before_call(self, operation: str) -> None:
+    def _before_call(self, operation: str, operation_name: str) -> None:
         if self._latency:
             time.sleep(self._latency)
         plan = self._faults
@@ -422,12 +422,12 @@ class MemorySQS:
             self._faults_injected += 1
         if kind == "connection":
             raise EndpointConnectionError(endpoint_url=URL_PREFIX)
-        code, status = (
-            ("ThrottlingException", 400) if kind == "throttling" else ("InternalFailure", 500)
-        )
-        error = {"Code": code, "Message": f"injected {kind} fault", "Type": "Sender"}
+        throttled = kind == "throttling"
+        code, status = ("ThrottlingException", 400) if throttled else ("InternalFailure", 500)
+        error = {"Code": code, "Message": f"injected {kind} fault"}
+        error["Type"] = "Sender" if throttled else "Receiver"
         response: Any = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}
-        raise ClientError(response, "".join(p.capitalize() for p in operation.split("_")))
+        raise ClientError(response, operation_name)
 
     # -- queues ---------------------------------------------------------------------------------
 
@@ -465,7 +465,7 @@ class MemorySQS:
         return {"QueueUrl": URL_PREFIX + QueueName}
 
     def _add_queue(self, name: str, fifo: bool, values: Mapping[str, str]) -> _Queue:
-        defaults = {name: str(default) for name, (_, _, default) in _NUMERIC.items()}
+        defaults = {key: str(default) for key, (_, _, default) in _NUMERIC.items()}
         if fifo:
             defaults |= {"FifoQueue": "true"} | {k: v[0] for k, v in _FIFO_CHOICES.items()}
         queue = _Queue(name, fifo, defaults, threading.Condition(self._lock))

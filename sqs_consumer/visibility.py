@@ -18,7 +18,7 @@ __all__ = ["VisibilityChanger"]
 
 log = logging.getLogger("sqs_consumer")
 
-_GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight"})
+_GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"})
 _ENTRY_ATTEMPTS = 5
 
 

@@ -231,12 +231,6 @@ def test_start_raises_the_plain_error_on_the_main_thread(queue: QueueEnv) -> Non
         consumer.start()
 
 
-def test_batch_handlers_are_refused_until_supported(queue: QueueEnv) -> None:
-    """batch=True is refused clearly instead of calling the handler with single messages."""
-    with pytest.raises(NotImplementedError, match="batch"):
-        Consumer(lambda m: None, queue.options(batch=True))
-
-
 async def test_cancelling_run_still_deletes_finished_work(queue: QueueEnv) -> None:
     """Cancelling the task that runs the consumer still sends the pending deletes."""
     queue.send(["a", "b", "c"])
