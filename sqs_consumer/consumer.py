@@ -20,7 +20,7 @@ from .errors import ConsumerStateError, QueueCheckError
 from .handling import BatchHandling, Handling
 from .harvester import Harvester
 from .heartbeat import Heartbeat, derive_interval
-from .jobs import Pipeline, dispatcher_for
+from .jobs import Dispatcher, Pipeline, dispatcher_for
 from .leases import Lease, Leases
 from .message import Message
 from .options import ConsumerOptions
@@ -272,8 +272,46 @@ class Consumer:
         )
 
     def _build(self, sqs: Sqs, queue: QueueInfo) -> _Parts:
+        """Every stage of one run, wired; only this method knows them all."""
         opts = self.options
         worker = opts.make_worker()
+        harvester, visibility, settler = self._settling(sqs, queue)
+        leases = Leases()
+        lease_seconds = opts.visibility_timeout or queue.visibility_timeout
+        heartbeat = Heartbeat(
+            sqs,
+            queue.url,
+            leases,
+            visibility=lease_seconds,
+            interval=opts.heartbeat_interval or derive_interval(lease_seconds),
+            max_visibility=opts.max_visibility,
+            counters=self._counters,
+            on_fatal=self._on_fatal,
+        )
+        pipeline = Pipeline(
+            worker=worker,
+            leases=leases,
+            settler=settler,
+            visibility=visibility,
+            counters=self._counters,
+            lease_seconds=lease_seconds,
+        )
+        dispatcher, per_job = dispatcher_for(pipeline, self._handling(), fifo=queue.fifo)
+        runner = self._runner(sqs, queue, pipeline, harvester, dispatcher, per_job)
+        return _Parts(
+            queue=queue,
+            worker=worker,
+            pipeline=pipeline,
+            leases=leases,
+            runner=runner,
+            harvester=harvester,
+            visibility=visibility,
+            heartbeat=heartbeat,
+        )
+
+    def _settling(self, sqs: Sqs, queue: QueueInfo) -> tuple[Harvester, VisibilityChanger, Settler]:
+        """The stages that make outcomes true on the queue: deletes, delays, dead letters."""
+        opts = self.options
         harvester = Harvester(
             sqs,
             queue.url,
@@ -289,21 +327,6 @@ class Consumer:
             counters=self._counters,
             on_fatal=self._on_fatal,
         )
-        handling: Handling | BatchHandling
-        threads = anyio.CapacityLimiter(opts.concurrency)
-        if self._batch:
-            batch_handler = cast(Callable[[list[Message]], Any], self.handler)
-            handling = BatchHandling(
-                batch_handler, timeout=opts.handler_timeout, threads=self._threads, limiter=threads
-            )
-        else:
-            handling = Handling(
-                cast(Callable[[Message], Any], self.handler),
-                middleware=opts.middleware,
-                timeout=opts.handler_timeout,
-                threads=self._threads,
-                limiter=threads,
-            )
         dead_letters = None
         if opts.dead_letter_queue_url is not None and opts.max_receives is not None:
             dead_letters = DeadLetters(
@@ -319,37 +342,47 @@ class Consumer:
             dead_letters=dead_letters,
             counters=self._counters,
         )
-        leases = Leases()
-        lease_visibility = opts.visibility_timeout or queue.visibility_timeout
-        heartbeat = Heartbeat(
-            sqs,
-            queue.url,
-            leases,
-            visibility=lease_visibility,
-            interval=opts.heartbeat_interval or derive_interval(lease_visibility),
-            max_visibility=opts.max_visibility,
-            counters=self._counters,
-            on_fatal=self._on_fatal,
+        return harvester, visibility, settler
+
+    def _handling(self) -> Handling | BatchHandling:
+        """How the handler is called: per message (with middleware) or per batch."""
+        opts = self.options
+        threads = anyio.CapacityLimiter(opts.concurrency)
+        if self._batch:
+            return BatchHandling(
+                cast(Callable[[list[Message]], Any], self.handler),
+                timeout=opts.handler_timeout,
+                threads=self._threads,
+                limiter=threads,
+            )
+        return Handling(
+            cast(Callable[[Message], Any], self.handler),
+            middleware=opts.middleware,
+            timeout=opts.handler_timeout,
+            threads=self._threads,
+            limiter=threads,
         )
-        pipeline = Pipeline(
-            worker=worker,
-            leases=leases,
-            settler=settler,
-            visibility=visibility,
-            counters=self._counters,
-            lease_seconds=lease_visibility,
-        )
-        dispatcher, per_job = dispatcher_for(pipeline, handling, fifo=queue.fifo)
+
+    def _runner(
+        self,
+        sqs: Sqs,
+        queue: QueueInfo,
+        pipeline: Pipeline,
+        harvester: Harvester,
+        dispatcher: Dispatcher,
+        per_job: int,
+    ) -> SqsRunner:
+        opts = self.options
         receive_options: dict[str, Any] = {"WaitTimeSeconds": opts.wait_time_seconds}
         if opts.visibility_timeout is not None:
             receive_options["VisibilityTimeout"] = opts.visibility_timeout
-        runner = SqsRunner(
+        return SqsRunner(
             sqs,
-            worker,
+            pipeline.worker,
             harvester,
             queue_url=queue.url,
             dispatch=dispatcher.dispatch,
-            leases=leases,
+            leases=pipeline.leases,
             limit=opts.concurrency,
             per_job=min(per_job, opts.batch_size),
             fifo=queue.fifo,
@@ -360,16 +393,6 @@ class Consumer:
             auto=opts.pollers == "auto",
             counters=self._counters,
             on_fatal=self._on_fatal,
-        )
-        return _Parts(
-            queue=queue,
-            worker=worker,
-            pipeline=pipeline,
-            leases=leases,
-            runner=runner,
-            harvester=harvester,
-            visibility=visibility,
-            heartbeat=heartbeat,
         )
 
     def _release_now(self, client: SqsClient, queue_url: str, raw: list[Any]) -> None:
