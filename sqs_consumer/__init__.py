@@ -13,10 +13,12 @@ from .errors import (
 )
 from .message import Message
 from .options import ConsumerOptions
+from .producer import AsyncProducer, Producer, SendError
 from .retry import ExponentialBackoff, RetryPolicy
 from .stats import Stats
 
 __all__ = [
+    "AsyncProducer",
     "Consumer",
     "ConsumerOptions",
     "ConsumerStateError",
@@ -24,9 +26,11 @@ __all__ = [
     "ExponentialBackoff",
     "Message",
     "MessageDecodeError",
+    "Producer",
     "QueueCheckError",
     "Retry",
     "RetryPolicy",
+    "SendError",
     "SqsConsumerError",
     "SqsError",
     "SqsHandler",

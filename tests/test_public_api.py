@@ -6,6 +6,7 @@ import sqs_consumer
 import sqs_consumer.workers
 
 EXPECTED = {
+    "AsyncProducer",
     "Consumer",
     "ConsumerOptions",
     "ConsumerStateError",
@@ -13,6 +14,8 @@ EXPECTED = {
     "ExponentialBackoff",
     "Message",
     "MessageDecodeError",
+    "Producer",
+    "SendError",
     "QueueCheckError",
     "Retry",
     "RetryPolicy",
