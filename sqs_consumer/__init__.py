@@ -1,5 +1,6 @@
 """sqs-consumer: turn one handler function into a production Amazon SQS consumer."""
 
+from .batch import BatchResult
 from .consumer import Consumer
 from .decorator import SqsHandler, sqs_handler
 from .errors import (
@@ -11,29 +12,35 @@ from .errors import (
     SqsConsumerError,
     SqsError,
 )
+from .lambda_compat import LambdaHandler
 from .message import Message
 from .options import ConsumerOptions
 from .producer import AsyncProducer, Producer, SendError
 from .retry import ExponentialBackoff, RetryPolicy
+from .router import Router, UnroutedMessage
 from .stats import Stats
 
 __all__ = [
     "AsyncProducer",
+    "BatchResult",
     "Consumer",
     "ConsumerOptions",
     "ConsumerStateError",
     "Discard",
     "ExponentialBackoff",
+    "LambdaHandler",
     "Message",
     "MessageDecodeError",
     "Producer",
     "QueueCheckError",
     "Retry",
     "RetryPolicy",
+    "Router",
     "SendError",
     "SqsConsumerError",
     "SqsError",
     "SqsHandler",
     "Stats",
+    "UnroutedMessage",
     "sqs_handler",
 ]

@@ -6,6 +6,10 @@ import sqs_consumer
 import sqs_consumer.workers
 
 EXPECTED = {
+    "BatchResult",
+    "LambdaHandler",
+    "Router",
+    "UnroutedMessage",
     "AsyncProducer",
     "Consumer",
     "ConsumerOptions",

@@ -1,0 +1,98 @@
+"""Handler models end to end through a Consumer: unmodified Lambda handlers, Router, middleware."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+
+from sqs_consumer import Consumer, ExponentialBackoff, LambdaHandler, Message, Router
+from tests.conftest import QueueEnv
+from tests.helpers import running, wait_for
+
+FAST_RETRY = ExponentialBackoff(initial=1, jitter=0)
+EXAMPLES = sorted((Path(__file__).parent.parent / "docs" / "examples").glob("*.py"))
+
+
+@pytest.mark.anyio
+async def test_unmodified_powertools_handler_with_partial_failures(queue: QueueEnv) -> None:
+    """30 messages, some failing once: all end handled; no succeeded record runs twice."""
+    queue.send([json.dumps({"n": i}) for i in range(30)])
+    runs: dict[int, int] = {}
+    successes: dict[int, int] = {}
+    lock = threading.Lock()
+    processor = BatchProcessor(event_type=EventType.SQS)
+
+    def record_handler(record: Any) -> None:
+        n = json.loads(record.body)["n"]
+        with lock:
+            runs[n] = runs.get(n, 0) + 1
+            first = runs[n] == 1
+        if n % 3 == 0 and first:
+            raise ValueError(f"job {n} fails its first try")
+        with lock:
+            successes[n] = successes.get(n, 0) + 1
+
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return process_partial_response(  # type: ignore[no-any-return]
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+    options = queue.options(concurrency=10, retry=FAST_RETRY)
+    consumer = Consumer(LambdaHandler(lambda_handler), options)
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 30, timeout=30)
+    assert successes == dict.fromkeys(range(30), 1)
+    assert consumer.stats().failed == 10
+
+
+@pytest.mark.anyio
+async def test_router_with_two_middleware_in_order(queue: QueueEnv) -> None:
+    """Every type reaches its route, through both middleware, outermost first."""
+    router = Router(attribute="type")
+    seen: list[tuple[str, str]] = []
+    trail: list[str] = []
+
+    @router.route("created")
+    async def created(message: Message) -> None:
+        seen.append(("created", message.body))
+
+    @router.route("deleted")
+    def deleted(message: Message) -> None:  # a sync route runs in a thread
+        seen.append(("deleted", message.body))
+
+    async def outer(message: Message, call_next: Any) -> Any:
+        trail.append(f"outer>{message.body}")
+        result = await call_next(message)
+        trail.append(f"outer<{message.body}")
+        return result
+
+    async def inner(message: Message, call_next: Any) -> Any:
+        trail.append(f"inner>{message.body}")
+        return await call_next(message)
+
+    for body, kind in [("a", "created"), ("b", "deleted"), ("c", "created")]:
+        attributes = {"type": {"DataType": "String", "StringValue": kind}}
+        queue.send([body], MessageAttributes=attributes)
+    consumer = Consumer(router, queue.options(middleware=[outer, inner], concurrency=1))
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 3)
+    assert sorted(seen) == [("created", "a"), ("created", "c"), ("deleted", "b")]
+    for body in "abc":
+        assert trail.index(f"outer>{body}") < trail.index(f"inner>{body}")
+        assert trail.index(f"inner>{body}") < trail.index(f"outer<{body}")
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_docs_example_runs(example: Path) -> None:
+    """Every example in docs/examples runs to completion on its own."""
+    runpy.run_path(str(example), run_name="__main__")
