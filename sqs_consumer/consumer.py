@@ -19,6 +19,7 @@ from .deadletter import DeadLetters
 from .errors import ConsumerStateError, QueueCheckError
 from .handling import BatchHandling, Handling
 from .harvester import Harvester
+from .health import HealthState, StatsServer
 from .heartbeat import Heartbeat, derive_interval
 from .jobs import Dispatcher, Pipeline, dispatcher_for
 from .leases import Lease, Leases
@@ -28,6 +29,7 @@ from .runner import SqsRunner
 from .settle import Settler
 from .sqs import QueueInfo, Sqs, SqsClient, build_client, check_queue
 from .stats import Counters, Stats
+from .telemetry import Telemetry
 from .threads import DaemonThreads
 from .visibility import VisibilityChanger
 from .workers import Worker, WorkerStats
@@ -104,11 +106,23 @@ class Consumer:
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._loop_thread: int | None = None
         self._threads = DaemonThreads()
+        self._health = HealthState()
+        self._telemetry: Telemetry | None = None
+        self._stats_port: int | None = None
 
     @property
     def state(self) -> State:
         """The lifecycle state."""
         return self._state
+
+    @property
+    def stats_port(self) -> int | None:
+        """The port `/healthz` and `/stats` are served on (bound, so never 0), or None."""
+        return self._stats_port
+
+    def healthy(self) -> bool:
+        """True while polling works: False after repeated poll failures or once stopping."""
+        return self._health.healthy()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -220,6 +234,7 @@ class Consumer:
         opts = self.options
         sqs = self._connect()
         queue = await check_queue(sqs, opts.queue_url)
+        self._telemetry = self._make_telemetry(queue)
         parts = self._build(sqs, queue)
         self._parts = parts
         log.info(
@@ -227,6 +242,12 @@ class Consumer:
         )
         assert self._stopped is not None
         async with anyio.create_task_group() as tg:
+            if opts.stats_port is not None:
+                # First, so a port already in use fails start() before any message moves.
+                server = StatsServer(
+                    opts.stats_port, stats=lambda: self.stats().as_dict(), healthy=self.healthy
+                )
+                self._stats_port = await tg.start(server.serve)
             await tg.start(parts.harvester.run)
             await tg.start(parts.visibility.run)
             await tg.start(parts.worker.serve)
@@ -238,10 +259,12 @@ class Consumer:
                 # Cancelled from outside (not stop()): our tasks are being cancelled too, so
                 # send the acks of finished work from here, shielded, before going.
                 with anyio.CancelScope(shield=True):
+                    self._health.stopping()
                     parts.runner.stop()
                     await parts.harvester.drain_here()
                 raise
             await self._shutdown(parts)
+            tg.cancel_scope.cancel()  # the stats server runs until cancelled
         log.info("stopped: %r", self)
 
     def _connect(self) -> Sqs:
@@ -269,7 +292,27 @@ class Consumer:
             limiter=anyio.CapacityLimiter(max_calls),
             counters=self._counters,
             threads=self._threads,
+            on_call=self._observe_call,
         )
+
+    def _observe_call(self, operation: str, seconds: float, error: str | None) -> None:
+        """Every SQS call attempt: its latency to metrics, receives to the health state."""
+        if self._telemetry is not None:
+            self._telemetry.sqs_call(operation, seconds, error=error)
+        if operation == "receive_message":
+            if error is None:
+                self._health.poll_succeeded()
+            else:
+                self._health.poll_failed()
+
+    def _make_telemetry(self, queue: QueueInfo) -> Telemetry:
+        # arn:aws:sqs:REGION:ACCOUNT:NAME — true for custom endpoints too.
+        parts = queue.arn.split(":")
+        name = parts[-1] if len(parts) >= 6 else queue.url.rstrip("/").rsplit("/", 1)[-1]
+        region = parts[3] if len(parts) >= 6 and parts[3] else None
+        telemetry = Telemetry(queue_url=queue.url, queue_name=name, region=region)
+        telemetry.observe(self.stats)
+        return telemetry
 
     def _build(self, sqs: Sqs, queue: QueueInfo) -> _Parts:
         """Every stage of one run, wired; only this method knows them all."""
@@ -294,6 +337,7 @@ class Consumer:
             settler=settler,
             visibility=visibility,
             counters=self._counters,
+            telemetry=self._telemetry_now(),
             lease_seconds=lease_seconds,
         )
         dispatcher, per_job = dispatcher_for(pipeline, self._handling(), fifo=queue.fifo)
@@ -318,6 +362,7 @@ class Consumer:
             size=opts.delete_batch_size,
             interval=opts.delete_flush_interval,
             counters=self._counters,
+            telemetry=self._telemetry_now(),
             on_fatal=self._on_fatal,
         )
         visibility = VisibilityChanger(
@@ -341,8 +386,13 @@ class Consumer:
             retry=opts.retry,
             dead_letters=dead_letters,
             counters=self._counters,
+            telemetry=self._telemetry_now(),
         )
         return harvester, visibility, settler
+
+    def _telemetry_now(self) -> Telemetry:
+        assert self._telemetry is not None, "built in _serve() before the stages"
+        return self._telemetry
 
     def _handling(self) -> Handling | BatchHandling:
         """How the handler is called: per message (with middleware) or per batch."""
@@ -392,6 +442,7 @@ class Consumer:
             max_pollers=opts.max_pollers(),
             auto=opts.pollers == "auto",
             counters=self._counters,
+            telemetry=self._telemetry_now(),
             on_fatal=self._on_fatal,
         )
 
@@ -413,8 +464,10 @@ class Consumer:
 
     async def _shutdown(self, parts: _Parts) -> None:
         """The graceful shutdown, in the only order that loses nothing and holds nothing."""
-        # 1. Stop receiving at once. A long poll in flight is abandoned; whatever it still
-        #    returns is released from its thread, so no message waits out a visibility timeout.
+        # 1. Stop receiving at once (and say so on /healthz). A long poll in flight is
+        #    abandoned; whatever it still returns is released from its thread, so no message
+        #    waits out a visibility timeout.
+        self._health.stopping()
         parts.runner.stop()
         # 2. Messages received but not started go back now (visibility 0): another consumer
         #    can start them while we finish the rest.

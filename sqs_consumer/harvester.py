@@ -12,6 +12,7 @@ from anyio.abc import TaskStatus
 from .batching import Batcher
 from .errors import ErrorKind, SqsError, classify
 from .sqs import Sqs
+from .telemetry import Telemetry
 
 __all__ = ["Harvester"]
 
@@ -35,6 +36,7 @@ class Harvester:
         size: entries per DeleteMessageBatch.
         interval: seconds an ack may wait for its batch to fill.
         counters: where deletes and errors are counted (attributes deleted, delete_errors).
+        telemetry: metrics (messages deleted).
         on_fatal: called with an SqsError that should stop the consumer.
     """
 
@@ -46,9 +48,11 @@ class Harvester:
         size: int,
         interval: float,
         counters: Any,
+        telemetry: Telemetry,
         on_fatal: Callable[[BaseException], None],
     ) -> None:
         self._sqs = sqs
+        self._telemetry = telemetry
         self._queue_url = queue_url
         self._counters = counters
         self._on_fatal = on_fatal
@@ -100,6 +104,7 @@ class Harvester:
                 return
             failed = response.get("Failed") or []
             self._counters.deleted += len(handles) - len(failed)
+            self._telemetry.deleted(len(handles) - len(failed))
             retry: list[str] = []
             for entry in failed:
                 if entry.get("Code") in _GONE or attempt == _ENTRY_ATTEMPTS:

@@ -16,6 +16,7 @@ from collections import deque
 from functools import partial
 from typing import Protocol
 
+import anyio
 import attrs
 
 from .handling import BatchHandling, Handling
@@ -24,6 +25,7 @@ from .message import Message
 from .outcome import Fail, Outcome
 from .settle import Settler
 from .stats import Counters
+from .telemetry import Telemetry
 from .visibility import VisibilityChanger
 from .workers import Worker
 
@@ -47,6 +49,7 @@ class Pipeline:
     settler: Settler
     visibility: VisibilityChanger
     counters: Counters
+    telemetry: Telemetry
     lease_seconds: float
     """Visibility a receive gave each message (the heartbeat extends it)."""
 
@@ -87,7 +90,13 @@ class PerMessage:
         """Handle and settle one leased message; None if it was released unstarted."""
         if not self.pipeline.leases.start(lease):
             return None  # released unstarted during shutdown
-        outcome = await self.handling(lease.message)
+        telemetry = self.pipeline.telemetry
+        started = anyio.current_time()
+        with telemetry.message_span(lease.message) as span:
+            outcome = await self.handling(lease.message)
+            kind = outcome_kind(outcome)
+            span.record_outcome(kind, outcome.error if isinstance(outcome, Fail) else None)
+        telemetry.handled(kind, anyio.current_time() - started)
         await self.pipeline.settle(lease, outcome)
         if isinstance(outcome, Fail) and outcome.straggler is not None:
             await outcome.straggler.wait()  # the slot stays taken until the thread ends
@@ -109,9 +118,18 @@ class Batches:
         started = [lease for lease in leases if self.pipeline.leases.start(lease)]
         if not started:
             return
-        outcomes = await self.handling([lease.message for lease in started])
+        messages = [lease.message for lease in started]
+        telemetry = self.pipeline.telemetry
+        begun = anyio.current_time()
+        with telemetry.batch_span(messages) as span:
+            outcomes = await self.handling(messages)
+            failures = [o for o in outcomes.values() if isinstance(o, Fail)]
+            span.record_outcome("failed" if failures else "succeeded")
+        seconds = anyio.current_time() - begun
         for lease in started:
-            await self.pipeline.settle(lease, outcomes[lease.message.message_id])
+            outcome = outcomes[lease.message.message_id]
+            telemetry.handled(outcome_kind(outcome), seconds)
+            await self.pipeline.settle(lease, outcome)
 
 
 @attrs.define
@@ -145,6 +163,13 @@ class FifoGroups:
                         await self.pipeline.release(backlog.popleft())
         finally:
             del self._backlog[group]
+
+
+def outcome_kind(outcome: Outcome) -> str:
+    """The outcome's name in metrics and spans: succeeded, discarded or failed."""
+    if isinstance(outcome, Fail):
+        return "failed"
+    return "discarded" if outcome.discarded else "succeeded"
 
 
 def dispatcher_for(

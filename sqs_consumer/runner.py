@@ -14,6 +14,7 @@ from .leases import Leases
 from .message import Message
 from .sqs import Sqs
 from .stats import Counters
+from .telemetry import Telemetry
 from .workers import Worker
 
 __all__ = ["SqsRunner"]
@@ -69,6 +70,7 @@ class SqsRunner:
         max_pollers: the most concurrent receive loops.
         auto: grow and shrink the loops with demand; False keeps `max_pollers` running.
         counters: the consumer's tallies.
+        telemetry: metrics (messages received).
         on_fatal: called with the error when receiving can no longer work.
     """
 
@@ -90,9 +92,11 @@ class SqsRunner:
         max_pollers: int,
         auto: bool,
         counters: Counters,
+        telemetry: Telemetry,
         on_fatal: Callable[[BaseException], None],
     ) -> None:
         self._sqs = sqs
+        self._telemetry = telemetry
         self._worker = worker
         self._acks = acks
         self._queue_url = queue_url
@@ -180,6 +184,7 @@ class SqsRunner:
                 self._answered = None
         self._counters.receives += 1
         self._counters.received += len(raw)
+        self._telemetry.received(len(raw))
         if not raw:
             self._counters.empty_receives += 1
         return raw

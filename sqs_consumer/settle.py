@@ -11,6 +11,7 @@ from .message import Message
 from .outcome import Ack, Fail, Outcome
 from .retry import RetryPolicy
 from .stats import Counters
+from .telemetry import Telemetry
 from .visibility import VisibilityChanger, whole_seconds
 
 __all__ = ["Settler"]
@@ -27,6 +28,7 @@ class Settler:
         retry: the retry policy (None leaves failures to the queue's visibility timeout).
         dead_letters: where messages go after their last allowed receive (None: nowhere).
         counters: the consumer's tallies.
+        telemetry: metrics (retried, dead-lettered).
     """
 
     def __init__(
@@ -37,7 +39,9 @@ class Settler:
         retry: RetryPolicy | None,
         dead_letters: DeadLetters | None,
         counters: Counters,
+        telemetry: Telemetry,
     ) -> None:
+        self._telemetry = telemetry
         self._harvester = harvester
         self._visibility = visibility
         self._retry = retry
@@ -67,6 +71,7 @@ class Settler:
         if not await self._dead_letters.send(message, outcome.error):
             return False  # not in the DLQ: keep it in the queue, it comes back
         self._counters.dead_lettered += 1
+        self._telemetry.dead_lettered()
         self._harvester.ack(message.receipt_handle)
         return True
 
@@ -88,4 +93,5 @@ class Settler:
         )
         if delay is not None:
             self._counters.retried += 1
+            self._telemetry.retried()
             self._visibility.change(message.receipt_handle, delay)

@@ -118,6 +118,7 @@ class Sqs:
         limiter: the CapacityLimiter every call goes through.
         counters: where retries are counted.
         threads: the daemon threads the calls run in.
+        on_call: told of every attempt: (operation, seconds, error code or None).
         backoff: delays between retries of transient errors.
     """
 
@@ -128,11 +129,13 @@ class Sqs:
         limiter: anyio.CapacityLimiter,
         counters: Counters,
         threads: DaemonThreads,
+        on_call: Callable[[str, float, str | None], None] | None = None,
         backoff: Backoff = Backoff(),
     ) -> None:
         self.client = client
         self._limiter = limiter
         self._threads = threads
+        self._on_call = on_call
         self._counters = counters
         self._backoff = backoff
 
@@ -180,9 +183,11 @@ class Sqs:
     ) -> Any:
         attempt = 0
         while True:
+            started = anyio.current_time()
             try:
-                return await self._threads.run_sync(function, limiter=self._limiter)
+                result = await self._threads.run_sync(function, limiter=self._limiter)
             except Exception as exc:
+                self._observe(operation, started, error_code(exc) or type(exc).__name__)
                 attempt += 1
                 if classify(exc) is ErrorKind.FATAL:
                     raise SqsError(f"SQS {operation} failed: {describe(exc)}") from exc
@@ -194,6 +199,13 @@ class Sqs:
                 level = logging.WARNING if attempt >= 3 else logging.DEBUG
                 log.log(level, "SQS %s failed (%s), retry %d", operation, describe(exc), attempt)
                 await anyio.sleep(self._backoff.delay(attempt))
+            else:
+                self._observe(operation, started, None)
+                return result
+
+    def _observe(self, operation: str, started: float, error: str | None) -> None:
+        if self._on_call is not None:
+            self._on_call(operation, anyio.current_time() - started, error)
 
 
 class _ReceiveBox:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -70,7 +72,9 @@ class DaemonThreads:
                 worker = self._idle.pop() if self._idle else None
             if worker is None:
                 worker = _Worker(self)
-            worker.jobs.put((function, outcome, done, anyio.lowlevel.current_token()))
+            # The caller's contextvars (e.g. the current span) follow it into the thread.
+            call = partial(contextvars.copy_context().run, function)
+            worker.jobs.put((call, outcome, done, anyio.lowlevel.current_token()))
             await done.wait()
         if outcome.error is not None:
             raise outcome.error

@@ -1,0 +1,200 @@
+"""`/healthz` and `/stats` over a minimal HTTP/1.1 server on 127.0.0.1, and `HealthState`.
+
+The server is a task in the consumer's task group, written on anyio streams (no
+third-party server, no threads): it reads one request head under a size cap and a read
+timeout, answers, and closes the connection. It runs until cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+
+__all__ = ["HealthState", "StatsServer"]
+
+log = logging.getLogger("sqs_consumer")
+
+_END_OF_HEAD: Final = re.compile(rb"\r?\n\r?\n")  # LF alone tolerated, as RFC 9112 allows
+_LINGER_SECONDS: Final = 1.0
+_LINGER_READS: Final = 16
+_REASONS: Final = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class HealthState:
+    """Whether the consumer is healthy: polling works and it is not shutting down.
+
+    Pure bookkeeping; the consumer reports each poll and the start of its shutdown.
+
+    Args:
+        max_poll_failures: consecutive failed polls after which it is unhealthy.
+    """
+
+    def __init__(self, max_poll_failures: int = 3) -> None:
+        if max_poll_failures < 1:
+            raise ValueError(f"max_poll_failures must be at least 1, got {max_poll_failures}")
+        self.max_poll_failures = max_poll_failures
+        self.poll_failures = 0
+        """Consecutive failed polls since the last success."""
+        self.is_stopping = False
+
+    def poll_succeeded(self) -> None:
+        """A ReceiveMessage call returned (with or without messages)."""
+        self.poll_failures = 0
+
+    def poll_failed(self) -> None:
+        """A ReceiveMessage call failed (after the SQS adapter's own retries, if any)."""
+        self.poll_failures += 1
+
+    def stopping(self) -> None:
+        """The graceful shutdown has begun: unhealthy from now on."""
+        self.is_stopping = True
+
+    def healthy(self) -> bool:
+        """False once stopping or after `max_poll_failures` consecutive failed polls."""
+        return not self.is_stopping and self.poll_failures < self.max_poll_failures
+
+    def __repr__(self) -> str:
+        return (
+            f"<HealthState healthy={self.healthy()} poll_failures={self.poll_failures} "
+            f"stopping={self.is_stopping}>"
+        )
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class StatsServer:
+    """Serve `GET /healthz` and `GET /stats` on 127.0.0.1 (HEAD too).
+
+    `/healthz` answers 200 `ok` while `healthy()` is true, else 503 `unhealthy`;
+    `/stats` answers 200 with `stats()` as JSON. Other paths get 404, other methods 405.
+
+    Args:
+        port: the TCP port; 0 picks a free one (`serve()` reports which).
+        stats: returns the figures for `/stats` (e.g. `lambda: consumer.stats().as_dict()`).
+        healthy: returns whether `/healthz` says 200.
+        read_timeout: seconds a client has to send its request head.
+        max_request_bytes: the largest request head accepted (431 beyond).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        stats: Callable[[], Mapping[str, Any]],
+        healthy: Callable[[], bool],
+        read_timeout: float = 5.0,
+        max_request_bytes: int = 8192,
+    ) -> None:
+        self.port = port
+        self._stats = stats
+        self._healthy = healthy
+        self._read_timeout = read_timeout
+        self._max_request_bytes = max_request_bytes
+
+    async def serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen on 127.0.0.1 and answer requests until cancelled.
+
+        Args:
+            task_status: receives the bound port once the server listens.
+
+        Raises:
+            OSError: the port cannot be bound (e.g. it is in use).
+        """
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
+        async with listener:
+            port = listener.extra(SocketAttribute.local_port)
+            log.info("serving /healthz and /stats on http://127.0.0.1:%d", port)
+            task_status.started(port)
+            await listener.serve(self._answer)
+
+    async def _answer(self, stream: SocketStream) -> None:
+        """One connection: read a request head, send one response, close."""
+        async with stream:
+            try:
+                try:
+                    method, path = await self._read_request(stream)
+                    status, content_type, body = self._respond(method, path)
+                except _BadRequest as bad:
+                    method, status, content_type = "GET", bad.status, "text/plain"
+                    body = f"{_REASONS[bad.status].lower()}\n".encode()
+                await stream.send(_response(status, content_type, body, head=method == "HEAD"))
+                await _linger(stream)
+            except (anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+                log.debug("stats client went away: %r", exc)
+            except Exception:  # a bug here must not end the consumer's task group
+                log.exception("stats server failed to answer")
+
+    async def _read_request(self, stream: SocketStream) -> tuple[str, str]:
+        data = b""
+        with anyio.move_on_after(self._read_timeout):
+            while (end := _END_OF_HEAD.search(data)) is None:
+                if len(data) > self._max_request_bytes:  # checked before reading more
+                    raise _BadRequest(431)
+                data += await stream.receive(4096)
+            if end.start() > self._max_request_bytes:
+                raise _BadRequest(431)
+            request_line = data.split(b"\n", 1)[0].decode("latin-1").strip()
+            parts = request_line.split(" ")
+            if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+                raise _BadRequest(400)
+            return parts[0], parts[1].split("?", 1)[0]
+        raise _BadRequest(408)
+
+    def _respond(self, method: str, path: str) -> tuple[int, str, bytes]:
+        if path not in ("/healthz", "/stats"):
+            return 404, "text/plain", b"not found\n"
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"method not allowed\n"
+        try:
+            if path == "/healthz":
+                if self._healthy():
+                    return 200, "text/plain", b"ok\n"
+                return 503, "text/plain", b"unhealthy\n"
+            body = json.dumps(dict(self._stats()), sort_keys=True, default=str)
+            return 200, "application/json", body.encode() + b"\n"
+        except Exception:  # a broken callback must not take the consumer down with it
+            log.exception("%s failed", path)
+            return 500, "text/plain", b"internal server error\n"
+
+
+async def _linger(stream: SocketStream) -> None:
+    """Half-close, then discard what the client still sends until it closes (bounded).
+
+    Closing a socket with unread input makes the kernel send a reset, which can destroy
+    the response before the client reads it (e.g. after a 431 or a 408).
+    """
+    await stream.send_eof()
+    with anyio.move_on_after(_LINGER_SECONDS), contextlib.suppress(anyio.EndOfStream):
+        for _ in range(_LINGER_READS):
+            await stream.receive()
+
+
+def _response(status: int, content_type: str, body: bytes, *, head: bool) -> bytes:
+    allow = "Allow: GET, HEAD\r\n" if status == 405 else ""
+    lines = (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
+        f"Content-Type: {content_type}; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"{allow}Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+    )
+    return lines.encode("latin-1") + (b"" if head else body)
