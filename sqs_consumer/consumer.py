@@ -176,6 +176,11 @@ class Consumer:
         self._begin()
         try:
             await self._serve()
+        except BaseExceptionGroup as group:
+            # One failure (e.g. the stats port is taken) reads better as itself.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+                raise group.exceptions[0] from None
+            raise
         finally:
             with self._lock:
                 self._state = State.STOPPED

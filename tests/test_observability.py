@@ -124,3 +124,16 @@ async def test_repeated_poll_failures_make_healthz_unhealthy() -> None:
         assert status == 503
         memory.clear_faults()
         await wait_for(consumer.healthy, timeout=20)
+
+
+async def test_a_busy_stats_port_fails_run_with_a_plain_error(queue: QueueEnv) -> None:
+    """A stats_port already in use raises OSError from run(), not an exception group."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        consumer = Consumer(lambda m: None, queue.options(stats_port=port))
+        with pytest.raises(OSError):
+            await consumer.run()
