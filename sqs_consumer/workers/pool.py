@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -38,7 +39,8 @@ class ElasticPool:
         min_workers: workers kept alive even when idle (started with the pool).
         idle_timeout: seconds a worker waits for work before it may retire.
         waiting_room_size: jobs that may wait for a worker; None means `max_workers`.
-        clock: the time source (seconds), injectable for tests.
+        clock: the time source (seconds), injectable for tests; read once per idle period,
+            so it is a plain monotonic clock rather than the (costlier) event loop's.
 
     Raises:
         ValueError: a bound is out of range.
@@ -51,7 +53,7 @@ class ElasticPool:
         min_workers: int = 0,
         idle_timeout: float = 10.0,
         waiting_room_size: int | None = None,
-        clock: Callable[[], float] = anyio.current_time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(
