@@ -21,7 +21,7 @@ from .handling import BatchHandling, Handling
 from .harvester import Harvester
 from .health import HealthState, StatsServer
 from .heartbeat import Heartbeat, derive_interval
-from .jobs import Dispatcher, Pipeline, dispatcher_for
+from .jobs import Dispatcher, FifoGroups, Pipeline, dispatcher_for
 from .leases import Lease, Leases
 from .message import Message
 from .options import ConsumerOptions
@@ -395,6 +395,18 @@ class Consumer:
         )
         return harvester, visibility, settler
 
+    def _held_limit(self, dispatcher: Dispatcher) -> int:
+        """The most messages held at once.
+
+        `concurrency` of them, except on FIFO queues, where `concurrency` counts the groups
+        handled at once: a receive returns as many messages of one group as it can, and
+        counting those against `concurrency` would leave most groups idle. There each group
+        may hold up to a receive's worth (batch_size) of messages waiting their turn.
+        """
+        if isinstance(dispatcher, FifoGroups):
+            return self.options.concurrency * self.options.batch_size
+        return self.options.concurrency
+
     def _telemetry_now(self) -> Telemetry:
         assert self._telemetry is not None, "built in _serve() before the stages"
         return self._telemetry
@@ -438,7 +450,7 @@ class Consumer:
             queue_url=queue.url,
             dispatch=dispatcher.dispatch,
             leases=pipeline.leases,
-            limit=opts.concurrency,
+            limit=self._held_limit(dispatcher),
             per_job=min(per_job, opts.batch_size),
             fifo=queue.fifo,
             release=partial(self._release_now, sqs.client, queue.url),

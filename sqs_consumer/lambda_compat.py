@@ -347,5 +347,7 @@ class LambdaHandler:
         if self._async:
             response = await self.fn(event, context)
         else:
-            response = await anyio.to_thread.run_sync(partial(self.fn, event, context))
+            # abandon_on_cancel: handler_timeout and shutdown must not wait for a stuck fn.
+            call = partial(self.fn, event, context)
+            response = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         return read_lambda_response(response, messages)

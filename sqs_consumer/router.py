@@ -156,4 +156,5 @@ class Router:
         handler = self.handler_for(message)
         if is_async_callable(handler):
             return await handler(message)
-        return await anyio.to_thread.run_sync(partial(handler, message))
+        # abandon_on_cancel: handler_timeout and shutdown must not wait for a stuck route.
+        return await anyio.to_thread.run_sync(partial(handler, message), abandon_on_cancel=True)

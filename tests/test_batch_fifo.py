@@ -14,6 +14,7 @@ from sqs_consumer.batch import BatchResult
 from sqs_consumer.testing import MemorySQS
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
+from tests.helpers import running as running_consumer
 
 pytestmark = pytest.mark.anyio
 
@@ -195,3 +196,31 @@ async def test_fifo_receive_retry_reuses_its_attempt_id() -> None:
     async with running(consumer):
         await wait_for(lambda: consumer.stats().deleted == 1)
     assert attempts[0] is not None and attempts[0] == attempts[1]
+
+
+async def test_fifo_concurrency_counts_groups_not_messages() -> None:
+    """With many groups, `concurrency` groups run at once even though each holds a backlog."""
+    memory = MemorySQS()
+    url = memory.create_queue(
+        QueueName=unique_name() + ".fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    env = QueueEnv("memory", memory, url, {"client": memory})
+    send_groups(env, 20, 10)
+    running: set[str] = set()
+    peak = 0
+    gate = anyio.Event()
+
+    async def handle(message: Message) -> None:
+        nonlocal peak
+        running.add(message.group_id or "")
+        peak = max(peak, len(running))
+        if peak >= 8:
+            gate.set()
+        await gate.wait()
+        running.discard(message.group_id or "")
+
+    consumer = Consumer(handle, env.options(concurrency=8))
+    async with running_consumer(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 200, timeout=20)
+    assert peak == 8  # 8 groups at once, although a receive brings ~10 messages of one group

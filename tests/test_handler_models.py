@@ -96,3 +96,30 @@ async def test_router_with_two_middleware_in_order(queue: QueueEnv) -> None:
 def test_docs_example_runs(example: Path) -> None:
     """Every example in docs/examples runs to completion on its own."""
     runpy.run_path(str(example), run_name="__main__")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("model", ["router", "lambda"])
+async def test_handler_timeout_applies_to_sync_routes_and_lambda_functions(
+    queue: QueueEnv, model: str
+) -> None:
+    """A stuck sync route or Lambda function times out instead of holding the message."""
+    import threading as _threading
+
+    release = _threading.Event()
+    queue.send(["stuck"], MessageAttributes={"type": {"DataType": "String", "StringValue": "t"}})
+    handler: Any
+    if model == "router":
+        router = Router()
+        router.route("t")(lambda message: release.wait(10))
+        handler = router
+    else:
+        handler = LambdaHandler(lambda event, context: release.wait(10))
+    options = queue.options(handler_timeout=0.3, retry=ExponentialBackoff(initial=600))
+    consumer = Consumer(handler, options)
+    try:
+        async with running(consumer):
+            await wait_for(lambda: consumer.stats().failed == 1, timeout=5)
+        assert consumer.stats().timed_out == 1 and consumer.stats().deleted == 0
+    finally:
+        release.set()
