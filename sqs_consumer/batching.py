@@ -90,11 +90,13 @@ class Batcher(Generic[T]):
             async with anyio.create_task_group() as tg:
                 task_status.started()
                 while await self._next_batch_due():
+                    # A slot first, then take the items: a cancellation while waiting for
+                    # the slot must leave them in _pending for drain_here().
+                    await self._sends.acquire()
                     batch = self._pending[: self._size]
                     del self._pending[: self._size]
                     if self._pending:
                         self._oldest = self._clock()
-                    await self._sends.acquire()
                     tg.start_soon(self._send_one, batch)
         finally:
             self._done.set()
@@ -128,7 +130,10 @@ class Batcher(Generic[T]):
 
     async def _send_one(self, batch: list[T]) -> None:
         try:
-            await self._send(batch)
+            # Shielded: once items leave _pending they must reach SQS, even if run() is
+            # being cancelled (the send gives up after a bounded number of attempts).
+            with anyio.CancelScope(shield=True):
+                await self._send(batch)
         finally:
             self._sends.release()
             self._outstanding -= len(batch)

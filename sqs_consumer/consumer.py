@@ -260,15 +260,17 @@ class Consumer:
             await tg.start(parts.runner.run)
             try:
                 await self._stopped.wait()
+                await self._shutdown(parts)
             except anyio.get_cancelled_exc_class():
-                # Cancelled from outside (not stop()): our tasks are being cancelled too, so
-                # send the acks of finished work from here, shielded, before going.
+                # Cancelled from outside (not stop()), possibly mid-drain: our tasks are being
+                # cancelled too, so send what is queued from here, shielded, before going.
                 with anyio.CancelScope(shield=True):
                     self._health.stopping()
                     parts.runner.stop()
+                    await self._release(parts, list(parts.leases))
                     await parts.harvester.drain_here()
+                    await parts.visibility.drain_here()
                 raise
-            await self._shutdown(parts)
             tg.cancel_scope.cancel()  # the stats server runs until cancelled
         log.info("stopped: %r", self)
 

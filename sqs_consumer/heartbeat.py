@@ -78,8 +78,18 @@ class Heartbeat:
             async with anyio.create_task_group() as tg:
                 while True:
                     await anyio.sleep(self._interval)
-                    for batch in _chunks(self.due(self._clock()), 10):
-                        await self._sends.acquire()
+                    due = self.due(self._clock())
+                    # Marked before the first await: from now on a settle or release of
+                    # these leases waits for their extension instead of racing it.
+                    for lease, _ in due:
+                        lease.extending = anyio.Event()
+                    batches = _chunks(due, 10)
+                    for sent, batch in enumerate(batches):
+                        try:
+                            await self._sends.acquire()
+                        except anyio.get_cancelled_exc_class():
+                            _unmark(batches[sent:])  # stopped: these will not be extended
+                            raise
                         tg.start_soon(self._extend, batch)
 
     def stop(self) -> None:
@@ -102,11 +112,15 @@ class Heartbeat:
 
     async def _extend(self, batch: list[tuple[Lease, int]]) -> None:
         sent_at = self._clock()
-        for lease, _ in batch:
-            lease.extending = anyio.Event()
         try:
-            failed = await self._call(batch)
-            for i, (lease, timeout) in enumerate(batch):
+            live = [(lease, t) for lease, t in batch if lease in self._leases]
+            if not live:
+                return
+            # Shielded: an extension sent must be seen to its end, so the lease's waiters
+            # know when it has landed (stop() during one then waits for it).
+            with anyio.CancelScope(shield=True):
+                failed = await self._call(live)
+            for i, (lease, timeout) in enumerate(live):
                 if i not in failed:
                     lease.visible_at = sent_at + timeout
         finally:
@@ -145,6 +159,14 @@ class Heartbeat:
                 entry.get("Code"),
             )
         return failed
+
+
+def _unmark(batches: list[list[tuple[Lease, int]]]) -> None:
+    for batch in batches:
+        for lease, _ in batch:
+            if lease.extending is not None:
+                lease.extending.set()
+                lease.extending = None
 
 
 def _chunks(items: list[tuple[Lease, int]], size: int) -> list[list[tuple[Lease, int]]]:

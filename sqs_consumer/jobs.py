@@ -17,6 +17,7 @@ from collections import deque
 from functools import partial
 from typing import Protocol
 
+import anyio
 import attrs
 
 from .handling import BatchHandling, Handling
@@ -59,14 +60,19 @@ class Pipeline:
     async def settle(self, lease: Lease, outcome: Outcome) -> None:
         # Out of the registry first, so the heartbeat starts no new extension; then wait
         # for one in flight, so it cannot land after the delete or undo a retry delay.
+        # Shielded: the handler's work is done, and a cancellation (shutdown_timeout, a
+        # forced stop) must not drop its ack. Both waits are bounded by SQS retry attempts.
         self.leases.remove(lease)
-        await lease.wait_extended()
-        await self.settler.settle(lease.message, outcome)
+        with anyio.CancelScope(shield=True):
+            await lease.wait_extended()
+            await self.settler.settle(lease.message, outcome)
 
     async def release(self, lease: Lease) -> None:
-        """Hand an unhandled message back now (visibility 0)."""
-        self.leases.remove(lease)
-        await lease.wait_extended()  # an extension landing later would undo the release
+        """Hand an unhandled message back now (visibility 0), once."""
+        if not self.leases.remove(lease):
+            return  # already settled or released
+        with anyio.CancelScope(shield=True):
+            await lease.wait_extended()  # an extension landing later would undo the release
         self.visibility.change(lease.message.receipt_handle, 0)
         self.counters.released += 1
 
@@ -141,14 +147,19 @@ class FifoGroups:
     _backlog: dict[str, deque[Lease]] = attrs.field(factory=dict, init=False)
 
     async def dispatch(self, messages: list[Message], received_at: float) -> None:
+        # Lease every message before the first submit (which may wait for a free slot):
+        # a message not yet leased would get no heartbeat and no release at shutdown.
+        new_groups = []
         for message in messages:
             lease = self.pipeline.lease(message, received_at)
             group = message.group_id or ""
             backlog = self._backlog.get(group)
-            if backlog is not None:  # that group's job is running: it takes this one next
+            if backlog is not None:  # that group's job exists: it takes this one in turn
                 backlog.append(lease)
                 continue
             self._backlog[group] = deque([lease])
+            new_groups.append(group)
+        for group in new_groups:
             await self.pipeline.worker.submit(partial(self._drain, group))
 
     async def _drain(self, group: str) -> None:

@@ -68,12 +68,17 @@ class Leases:
         lease.started = True
         return True
 
-    def remove(self, lease: Lease) -> None:
-        """Forget a lease: its message is being settled."""
-        self._leases.pop(lease.message.receipt_handle, None)
+    def __contains__(self, lease: Lease) -> bool:
+        return self._leases.get(lease.message.receipt_handle) is lease
+
+    def remove(self, lease: Lease) -> bool:
+        """Forget a lease (its message is being settled); False if it was already gone."""
+        if self._leases.pop(lease.message.receipt_handle, None) is None:
+            return False
         if self._removed is not None:
             self._removed.set()
             self._removed = None
+        return True
 
     async def wait_removed(self) -> None:
         """Return when the next lease is removed."""
@@ -82,9 +87,7 @@ class Leases:
         await self._removed.wait()
 
     def take_unstarted(self) -> list[Lease]:
-        """Refuse further starts and remove and return every lease no handler has begun."""
+        """Refuse further starts and return every lease no handler has begun (still held:
+        the caller releases them)."""
         self._accepting = False
-        unstarted = [lease for lease in self._leases.values() if not lease.started]
-        for lease in unstarted:
-            del self._leases[lease.message.receipt_handle]
-        return unstarted
+        return [lease for lease in self._leases.values() if not lease.started]

@@ -235,8 +235,8 @@ class _ReceiveBox:
         with self._lock:
             self._abandoned = True
             pending, self._pending = self._pending, []
-        if pending:
-            self._release(pending)
+        if pending:  # a blocking SQS call: never on the event loop's thread
+            threading.Thread(target=self._release, args=(pending,), daemon=True).start()
 
     def taken(self) -> None:
         with self._lock:

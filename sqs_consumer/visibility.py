@@ -67,6 +67,10 @@ class VisibilityChanger:
         """Send changes until `aclose()`."""
         await self._batcher.run(task_status=task_status)
 
+    async def drain_here(self) -> None:
+        """Send everything queued from the calling task (its own tasks are cancelled)."""
+        await self._batcher.drain_here()
+
     async def aclose(self) -> None:
         """Send everything queued, then stop."""
         await self._batcher.aclose()

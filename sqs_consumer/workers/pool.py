@@ -129,7 +129,11 @@ class ElasticPool:
                     job = self._room.pop_nowait()
                     self._notify()  # a place in the room is free again
                     await self._run(job)
-                elif self._closing.is_set() or not await self._wait_for_job():
+                elif self._closing.is_set():
+                    return
+                elif not await self._wait_for_job() and not self._room:
+                    # Told to retire: but a job may have arrived in the same turn, when this
+                    # worker no longer counted as idle and no new one was spawned for it.
                     return
         finally:
             self._live -= 1

@@ -186,3 +186,26 @@ def test_bad_arguments_are_named() -> None:
         ElasticPool(-1)
     with pytest.raises(ValueError, match="min_workers.*got 3"):
         ElasticPool(2, min_workers=3)
+
+
+async def test_job_submitted_as_the_last_idle_worker_retires_still_runs() -> None:
+    """A job arriving in the same turn as a retirement is run, not stranded in the room."""
+    pool = ElasticPool(1, idle_timeout=1000)
+    ran: list[int] = []
+
+    async def job() -> None:
+        ran.append(len(ran) + 1)
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.serve)
+        await pool.submit(job)
+        await wait_for(lambda: pool.stats().idle_workers == 1)
+        # Exactly what the janitor does in one step, then a submit in the same turn.
+        oldest = pool._idle.popleft()
+        oldest.retire = True
+        oldest.wake.set()
+        await pool.submit(job)
+        await wait_for(lambda: ran == [1, 2], timeout=2)
+        with anyio.fail_after(1):
+            await pool.wait_for_capacity()
+        await pool.aclose(1)
