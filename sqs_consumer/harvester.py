@@ -10,7 +10,6 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .batching import Batcher
-from .errors import ErrorKind, SqsError, classify
 from .sqs import Sqs
 from .telemetry import Telemetry
 
@@ -92,15 +91,16 @@ class Harvester:
     async def _delete(self, handles: list[str]) -> None:
         for attempt in range(1, _ENTRY_ATTEMPTS + 1):
             entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
-            try:
-                response = await self._sqs.call(
-                    "delete_message_batch", attempts=8, QueueUrl=self._queue_url, Entries=entries
-                )
-            except SqsError as exc:
+            response = await self._sqs.call_or_report(
+                "delete_message_batch",
+                attempts=8,
+                on_fatal=self._on_fatal,
+                what=f"could not delete {len(handles)} messages",
+                QueueUrl=self._queue_url,
+                Entries=entries,
+            )
+            if response is None:
                 self._counters.delete_errors += len(handles)
-                log.error("could not delete %d messages: %s", len(handles), exc)
-                if classify(exc.__cause__ or exc) is ErrorKind.FATAL:
-                    self._on_fatal(exc)
                 return
             failed = response.get("Failed") or []
             self._counters.deleted += len(handles) - len(failed)

@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from .errors import ErrorKind, SqsError, classify
 from .leases import Lease, Leases
 from .sqs import Sqs
 
@@ -136,18 +135,16 @@ class Heartbeat:
             {"Id": str(i), "ReceiptHandle": lease.message.receipt_handle, "VisibilityTimeout": t}
             for i, (lease, t) in enumerate(batch)
         ]
-        try:
-            response = await self._sqs.call(
-                "change_message_visibility_batch",
-                attempts=3,
-                QueueUrl=self._queue_url,
-                Entries=entries,
-            )
-        except SqsError as exc:
+        response = await self._sqs.call_or_report(
+            "change_message_visibility_batch",
+            attempts=3,
+            on_fatal=self._on_fatal,
+            what=f"heartbeat could not extend {len(batch)} messages",
+            QueueUrl=self._queue_url,
+            Entries=entries,
+        )
+        if response is None:
             self._counters.visibility_errors += len(batch)
-            log.warning("heartbeat could not extend %d messages: %s", len(batch), exc)
-            if classify(exc.__cause__ or exc) is ErrorKind.FATAL:
-                self._on_fatal(exc)
             return set(range(len(batch)))
         failed = {int(entry["Id"]) for entry in response.get("Failed") or ()}
         for entry in response.get("Failed") or ():

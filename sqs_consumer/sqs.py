@@ -153,6 +153,25 @@ class Sqs:
         method = partial(getattr(self.client, operation), **kwargs)
         return await self._retrying(operation, attempts, method)
 
+    async def call_or_report(
+        self,
+        operation: str,
+        *,
+        attempts: int,
+        on_fatal: Callable[[BaseException], None],
+        what: str,
+        **kwargs: Any,
+    ) -> Any | None:
+        """`call()` for the batch stages: on failure log `what`, report a fatal error to
+        `on_fatal` (it stops the consumer), and return None for the caller to count."""
+        try:
+            return await self.call(operation, attempts=attempts, **kwargs)
+        except SqsError as exc:
+            log.warning("%s: %s", what, exc)
+            if classify(exc.__cause__ or exc) is ErrorKind.FATAL:
+                on_fatal(exc)
+            return None
+
     async def receive(
         self, release: Callable[[list[Any]], None], *, attempt_id: bool = False, **kwargs: Any
     ) -> list[Any]:

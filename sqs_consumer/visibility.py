@@ -11,7 +11,6 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .batching import Batcher
-from .errors import ErrorKind, SqsError, classify
 from .sqs import Sqs
 
 __all__ = ["VisibilityChanger"]
@@ -81,18 +80,16 @@ class VisibilityChanger:
                 {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": timeout}
                 for i, (handle, timeout) in enumerate(changes)
             ]
-            try:
-                response = await self._sqs.call(
-                    "change_message_visibility_batch",
-                    attempts=8,
-                    QueueUrl=self._queue_url,
-                    Entries=entries,
-                )
-            except SqsError as exc:
+            response = await self._sqs.call_or_report(
+                "change_message_visibility_batch",
+                attempts=8,
+                on_fatal=self._on_fatal,
+                what=f"could not change visibility of {len(changes)} messages",
+                QueueUrl=self._queue_url,
+                Entries=entries,
+            )
+            if response is None:
                 self._counters.visibility_errors += len(changes)
-                log.warning("could not change visibility of %d messages: %s", len(changes), exc)
-                if classify(exc.__cause__ or exc) is ErrorKind.FATAL:
-                    self._on_fatal(exc)
                 return
             retry: list[tuple[str, int]] = []
             for entry in response.get("Failed") or []:
