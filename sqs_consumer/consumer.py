@@ -14,6 +14,7 @@ from typing import Any, cast
 import anyio
 import attrs
 
+from . import calls
 from .batch import is_batch_handler
 from .deadletter import DeadLetters
 from .errors import ConsumerStateError, QueueCheckError
@@ -174,6 +175,12 @@ class Consumer:
             ConsumerStateError: the consumer has already run.
         """
         self._begin()
+        # One policy for every sync call a handler makes (handlers, batch handlers, routes,
+        # Lambda functions): our daemon threads, at most `concurrency` at once. Tasks
+        # started below inherit it from this context.
+        undo = calls.install(
+            calls.SyncCalls(self._threads, anyio.CapacityLimiter(self.options.concurrency))
+        )
         try:
             await self._serve()
         except BaseExceptionGroup as group:
@@ -182,6 +189,7 @@ class Consumer:
                 raise group.exceptions[0] from None
             raise
         finally:
+            undo()
             with self._lock:
                 self._state = State.STOPPED
         if self._fatal is not None:
@@ -266,7 +274,7 @@ class Consumer:
                 # cancelled too, so send what is queued from here, shielded, before going.
                 with anyio.CancelScope(shield=True):
                     self._health.stopping()
-                    parts.runner.stop()
+                    await parts.runner.aclose()
                     await self._release(parts, list(parts.leases))
                     await parts.harvester.drain_here()
                     await parts.visibility.drain_here()
@@ -416,20 +424,15 @@ class Consumer:
     def _handling(self) -> Handling | BatchHandling:
         """How the handler is called: per message (with middleware) or per batch."""
         opts = self.options
-        threads = anyio.CapacityLimiter(opts.concurrency)
         if self._batch:
             return BatchHandling(
                 cast(Callable[[list[Message]], Any], self.handler),
                 timeout=opts.handler_timeout,
-                threads=self._threads,
-                limiter=threads,
             )
         return Handling(
             cast(Callable[[Message], Any], self.handler),
             middleware=opts.middleware,
             timeout=opts.handler_timeout,
-            threads=self._threads,
-            limiter=threads,
         )
 
     def _runner(
@@ -456,6 +459,7 @@ class Consumer:
             per_job=min(per_job, opts.batch_size),
             fifo=queue.fifo,
             release=partial(self._release_now, sqs.client, queue.url),
+            hand_back=partial(self._hand_back, pipeline.visibility),
             receive_options=receive_options,
             batch_size=opts.batch_size,
             max_pollers=opts.max_pollers(),
@@ -464,6 +468,12 @@ class Consumer:
             telemetry=self._telemetry_now(),
             on_fatal=self._on_fatal,
         )
+
+    def _hand_back(self, visibility: VisibilityChanger, raw: list[Any]) -> None:
+        """Release messages a stopping receive returned (queued; the final flush sends them)."""
+        for message in raw:
+            visibility.change(message["ReceiptHandle"], 0)
+        self._counters.released += len(raw)
 
     def _release_now(self, client: SqsClient, queue_url: str, raw: list[Any]) -> None:
         """Hand back messages a cancelled long poll returned (runs in that poll's thread)."""
@@ -483,11 +493,12 @@ class Consumer:
 
     async def _shutdown(self, parts: _Parts) -> None:
         """The graceful shutdown, in the only order that loses nothing and holds nothing."""
-        # 1. Stop receiving at once (and say so on /healthz). A long poll in flight is
+        # 1. Stop receiving at once (and say so on /healthz), and wait for the receive
+        #    loops to end, so nothing is leased after this. A long poll in flight is
         #    abandoned; whatever it still returns is released from its thread, so no message
         #    waits out a visibility timeout.
         self._health.stopping()
-        parts.runner.stop()
+        await parts.runner.aclose()
         # 2. Messages received but not started go back now (visibility 0): another consumer
         #    can start them while we finish the rest.
         await self._release(parts, parts.leases.take_unstarted())

@@ -9,6 +9,9 @@ Hierarchy::
      │         └── QueueCheckError        the queue could not be used at start (missing, denied, ...)
      ├── ValueError
      │    └── MessageDecodeError          Message.json() on a body that is not JSON
+     ├── HandlerFailure                   how a handler failed without raising an error itself
+     │    ├── HandlerResultError          (a TypeError) its result means the work never ran
+     │    └── HandlerCancelled            a cancellation no stop or timeout of ours caused
      └── HandlerSignal                    raised by handlers on purpose (control flow, not failures)
           ├── Retry(delay)                fail now, come back after `delay` seconds
           └── Discard                     delete the message without counting a failure
@@ -24,6 +27,9 @@ __all__ = [
     "ConsumerStateError",
     "Discard",
     "ErrorKind",
+    "HandlerCancelled",
+    "HandlerFailure",
+    "HandlerResultError",
     "HandlerSignal",
     "MessageDecodeError",
     "QueueCheckError",
@@ -57,6 +63,18 @@ class MessageDecodeError(ValueError):
     def __init__(self, message_id: str, reason: str) -> None:
         super().__init__(f"message {message_id}: body is not valid JSON ({reason})")
         self.message_id = message_id
+
+
+class HandlerFailure(Exception):
+    """A message failed because of how its handler behaved, not because it raised."""
+
+
+class HandlerResultError(HandlerFailure, TypeError):
+    """The handler returned something that means its work did not run (a generator, ...)."""
+
+
+class HandlerCancelled(HandlerFailure):
+    """A cancellation escaped the handler that the consumer did not cause; `__cause__` is it."""
 
 
 class HandlerSignal(Exception):

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Awaitable, Callable, Sequence
-from contextvars import ContextVar
 from functools import partial
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 
 from .batch import BatchResult, normalize_batch_result
-from .errors import Discard, Retry
+from .calls import (
+    Tracker,
+    describe_callable,
+    foreign_cancellation,
+    is_foreign_cancellation,
+    resolve,
+    run_sync,
+    tracking,
+)
+from .errors import Discard, HandlerResultError, Retry
 from .message import Message
 from .outcome import ACK, DISCARDED, Fail, Outcome
-from .threads import DaemonThreads, call_soon_threadsafe
 
 __all__ = ["BatchHandling", "CallNext", "Handling", "Middleware", "is_async_callable"]
 
@@ -38,66 +43,61 @@ def is_async_callable(function: object) -> bool:
     return inspect.iscoroutinefunction(call)
 
 
-async def _through(middleware: Middleware, call_next: CallNext, message: Message) -> Any:
-    return await middleware(message, call_next)
+class _Link:
+    """One middleware in the chain, checking that it really ran the rest of the chain."""
+
+    __slots__ = ("_call_next", "_middleware")
+
+    def __init__(self, middleware: Middleware, call_next: CallNext) -> None:
+        self._middleware = middleware
+        self._call_next = call_next
+
+    async def __call__(self, message: Message) -> Any:
+        calls: list[Any] = []
+
+        def call_next(msg: Message) -> Awaitable[Any]:
+            awaitable = self._call_next(msg)
+            calls.append(awaitable)
+            return awaitable
+
+        result = await resolve(self._middleware(message, call_next), self._middleware)
+        for awaitable in calls:
+            # A middleware that skips call_next on purpose is a filter; one that calls it
+            # without awaiting ran nothing, and its message must not be acknowledged.
+            if inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+                awaitable.close()
+                raise HandlerResultError(
+                    f"middleware {describe_callable(self._middleware)} called "
+                    "call_next(message) without awaiting it, so the handler never ran: "
+                    "write `return await call_next(message)`"
+                )
+        return result
 
 
-class _Thread:
-    """Tracks a sync handler's thread so a timed-out call can wait for it to really end."""
-
-    __slots__ = ("_abandoned", "_lock", "_token", "finished", "running")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._abandoned = False
-        self._token: anyio.lowlevel.EventLoopToken | None = None
-        self.running = False
-        self.finished: anyio.Event | None = None
-
-    def call(self, handler: Callable[[Any], Any], message: Any) -> Any:
-        with self._lock:
-            if self._abandoned:
-                return None  # timed out before a thread was free: the message already failed
-            self.running = True
-        try:
-            return handler(message)
-        finally:
-            with self._lock:
-                self.running = False
-                notify = self._abandoned
-            if notify and self.finished is not None:
-                assert self._token is not None
-                call_soon_threadsafe(self._token, self.finished.set)
-
-    def abandon(self) -> anyio.Event | None:
-        """Called on the loop after a timeout: an event set when the thread ends, or None."""
-        with self._lock:
-            self._abandoned = True
-            if not self.running:
-                return None
-            self.finished = anyio.Event()
-            self._token = anyio.lowlevel.current_token()
-            return self.finished
-
-
-_current_thread: ContextVar[_Thread | None] = ContextVar("sqs_consumer_thread", default=None)
+async def _guarded(chain: CallNext, handler: object, message: Message) -> Any:
+    """Run the chain; a cancellation we did not cause becomes the message's failure."""
+    try:
+        return await chain(message)
+    except BaseException as exc:
+        if is_foreign_cancellation(exc):
+            raise foreign_cancellation(exc, handler) from exc
+        raise
 
 
 class Handling:
     """Run the middleware chain and handler on one message and report the outcome.
 
-    Async handlers run on the event loop; sync handlers run in a worker thread through
-    `threads` (sized by the consumer, so the worker strategy bounds them). Over
-    `timeout`, an async handler is cancelled; a sync one cannot be, so its eventual
-    result is ignored and the outcome carries a `straggler` event that the job waits
-    for, keeping the worker slot until the thread has really finished.
+    Async handlers run on the event loop; sync handlers run in the consumer's threads
+    (`calls.run_sync`, sized by the consumer, so the worker strategy bounds them). A
+    result is resolved before it counts (`calls.resolve`): awaitables are awaited,
+    generators fail. Over `timeout`, an async handler is cancelled; a sync one cannot be,
+    so its eventual result is ignored and the outcome carries a `straggler` event that the
+    job waits for, keeping the worker slot until the thread has really finished.
 
     Args:
         handler: the user's function, `(message) -> None`, sync or async.
         middleware: applied outermost first.
         timeout: seconds before the handler counts as failed.
-        threads: the daemon threads sync handlers run in.
-        limiter: bounds the sync handlers running at once.
     """
 
     def __init__(
@@ -106,37 +106,28 @@ class Handling:
         *,
         middleware: Sequence[Middleware] = (),
         timeout: float | None = None,
-        threads: DaemonThreads,
-        limiter: anyio.CapacityLimiter,
     ) -> None:
         self._timeout = timeout
+        self._handler = handler
         self._sync = not is_async_callable(handler)
-        innermost: CallNext
-        if self._sync:
-            innermost = partial(self._in_thread, handler, threads, limiter)
-        else:
-            innermost = handler
+        innermost: CallNext = self._call_sync if self._sync else self._call_async
         for mw in reversed(middleware):
-            innermost = partial(_through, mw, innermost)
+            innermost = _Link(mw, innermost)
         self._chain = innermost
 
-    @staticmethod
-    async def _in_thread(
-        handler: Callable[[Message], Any],
-        threads: DaemonThreads,
-        limiter: anyio.CapacityLimiter,
-        message: Message,
-    ) -> Any:
-        tracker = _current_thread.get()
-        if tracker is None:
-            return await threads.run_sync(partial(handler, message), limiter=limiter)
-        return await threads.run_sync(partial(tracker.call, handler, message), limiter=limiter)
+    async def _call_async(self, message: Message) -> Any:
+        return await resolve(self._handler(message), self._handler)
+
+    async def _call_sync(self, message: Message) -> Any:
+        # A sync-looking callable may still return a coroutine (a lambda, a decorator
+        # without functools.wraps): resolve() awaits it here, on the loop.
+        return await resolve(await run_sync(self._handler, message), self._handler)
 
     async def __call__(self, message: Message) -> Outcome:
         """Handle one message; every exception becomes an outcome, cancellation propagates."""
         try:
             if self._timeout is None:
-                await self._chain(message)
+                await _guarded(self._chain, self._handler, message)
                 return ACK
             return await self._with_timeout(message, self._timeout)
         except Retry as retry:
@@ -147,18 +138,17 @@ class Handling:
             return Fail(exc)
 
     async def _with_timeout(self, message: Message, timeout: float) -> Outcome:
-        tracker = _Thread() if self._sync else None
-        token = _current_thread.set(tracker)
+        tracker = Tracker()
+        undo = tracking(tracker)
         try:
             with anyio.move_on_after(timeout) as scope:
-                await self._chain(message)
+                await _guarded(self._chain, self._handler, message)
         finally:
-            _current_thread.reset(token)
+            undo()
         if not scope.cancelled_caught:
             return ACK
         error = TimeoutError(f"handler exceeded handler_timeout={timeout} s")
-        straggler = tracker.abandon() if tracker is not None else None
-        return Fail(error, timed_out=True, straggler=straggler)
+        return Fail(error, timed_out=True, straggler=tracker.abandon())
 
 
 class BatchHandling:
@@ -166,13 +156,12 @@ class BatchHandling:
 
     The handler returns None (all succeeded), the ids of the failed messages, or a
     `BatchResult`; raising (or an unknown id in the result) fails the whole batch, and
-    `handler_timeout` applies to the whole call. Middleware does not apply to batches.
+    `handler_timeout` applies to the whole call (a timed-out sync handler keeps its slot
+    until its thread ends, as per-message ones do). Middleware does not apply to batches.
 
     Args:
         handler: `(messages) -> None | Iterable[str] | BatchResult`, sync or async.
         timeout: seconds before the whole batch counts as failed.
-        threads: the daemon threads a sync handler runs in.
-        limiter: bounds the sync handlers running at once.
     """
 
     def __init__(
@@ -180,36 +169,43 @@ class BatchHandling:
         handler: Callable[[list[Message]], Any],
         *,
         timeout: float | None = None,
-        threads: DaemonThreads,
-        limiter: anyio.CapacityLimiter,
     ) -> None:
         self._handler = handler
         self._timeout = timeout
         self._async = is_async_callable(handler)
-        self._threads = threads
-        self._limiter = limiter
 
     async def _call(self, messages: list[Message]) -> Any:
         if self._async:
-            return await self._handler(messages)
-        call = partial(self._handler, messages)
-        return await self._threads.run_sync(call, limiter=self._limiter)
+            return await resolve(self._handler(messages), self._handler)
+        return await resolve(await run_sync(self._handler, messages), self._handler)
 
-    async def __call__(self, messages: list[Message]) -> dict[str, Outcome]:
-        """Handle a batch; every exception becomes outcomes, cancellation propagates."""
+    async def __call__(self, messages: list[Message]) -> tuple[dict[str, Outcome], Any]:
+        """Handle a batch: the outcome of each message id, and the straggler event of a
+        timed-out sync call (or None). Every exception becomes outcomes; a cancellation of
+        ours propagates."""
+        tracker = Tracker()
+        undo = tracking(tracker)
         try:
             with anyio.move_on_after(self._timeout) as scope:
-                result = normalize_batch_result(await self._call(messages), messages)
+                raw = await _guarded(self._call, self._handler, messages)  # type: ignore[arg-type]
+                result = normalize_batch_result(raw, messages)
             if scope.cancelled_caught:
                 error = TimeoutError(f"batch handler exceeded handler_timeout={self._timeout} s")
-                return dict.fromkeys((m.message_id for m in messages), Fail(error, timed_out=True))
+                fail = Fail(error, timed_out=True, straggler=tracker.abandon())
+                return dict.fromkeys((m.message_id for m in messages), fail), fail.straggler
         except Retry as retry:
-            return dict.fromkeys((m.message_id for m in messages), Fail(retry, delay=retry.delay))
+            return _all(messages, Fail(retry, delay=retry.delay)), None
         except Discard:
-            return dict.fromkeys((m.message_id for m in messages), DISCARDED)
+            return _all(messages, DISCARDED), None
         except Exception as exc:
-            return dict.fromkeys((m.message_id for m in messages), Fail(exc))
-        return {m.message_id: _item_outcome(m, result) for m in messages}
+            return _all(messages, Fail(exc)), None
+        finally:
+            undo()
+        return {m.message_id: _item_outcome(m, result) for m in messages}, None
+
+
+def _all(messages: list[Message], outcome: Outcome) -> dict[str, Outcome]:
+    return dict.fromkeys((m.message_id for m in messages), outcome)
 
 
 def _item_outcome(message: Message, result: BatchResult) -> Outcome:

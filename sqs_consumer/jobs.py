@@ -85,8 +85,10 @@ class PerMessage:
     handling: Handling
 
     async def dispatch(self, messages: list[Message], received_at: float) -> None:
-        for message in messages:
-            lease = self.pipeline.lease(message, received_at)
+        # Lease every message before the first submit (which may wait for a free slot):
+        # a message not yet leased would get no heartbeat and no release at shutdown.
+        leases = [self.pipeline.lease(message, received_at) for message in messages]
+        for lease in leases:
             await self.pipeline.worker.submit(partial(self._job, lease))
 
     async def _job(self, lease: Lease) -> None:
@@ -128,7 +130,7 @@ class Batches:
         telemetry = self.pipeline.telemetry
         begun = time.monotonic()
         with telemetry.batch_span(messages) as span:
-            outcomes = await self.handling(messages)
+            outcomes, straggler = await self.handling(messages)
             failures = [o for o in outcomes.values() if isinstance(o, Fail)]
             span.record_outcome("failed" if failures else "succeeded")
         seconds = time.monotonic() - begun
@@ -136,6 +138,8 @@ class Batches:
             outcome = outcomes[lease.message.message_id]
             telemetry.handled(outcome_kind(outcome), seconds)
             await self.pipeline.settle(lease, outcome)
+        if straggler is not None:
+            await straggler.wait()  # the slot stays taken until the thread ends
 
 
 @attrs.define

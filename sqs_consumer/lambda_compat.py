@@ -22,14 +22,14 @@ import struct
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio.to_thread
 import attrs
 
 from .batch import BatchResult, normalize_batch_result
+from .calls import resolve, run_sync
 from .handling import is_async_callable
 from .message import Message
 
@@ -345,9 +345,8 @@ class LambdaHandler:
         event = lambda_event(messages, queue_arn)
         context = self.context_for(queue_arn)
         if self._async:
-            response = await self.fn(event, context)
+            response = await resolve(self.fn(event, context), self.fn)
         else:
-            # abandon_on_cancel: handler_timeout and shutdown must not wait for a stuck fn.
-            call = partial(self.fn, event, context)
-            response = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+            # In the consumer's threads, under its limit (anyio's outside a consumer).
+            response = await resolve(await run_sync(self.fn, event, context), self.fn)
         return read_lambda_response(response, messages)

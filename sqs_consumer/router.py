@@ -20,12 +20,10 @@ unhandled.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import partial
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-import anyio.to_thread
-
+from .calls import resolve, run_sync
 from .handling import is_async_callable
 from .message import Message
 
@@ -61,7 +59,7 @@ class Router:
     """Dispatch each message to the handler registered for its type attribute.
 
     The type is the StringValue of the message attribute `attribute`. Routes may be sync
-    (run in a worker thread through `anyio.to_thread.run_sync`) or async (run on the loop).
+    (run in the consumer's threads, like sync handlers) or async (run on the loop).
 
     Args:
         attribute: the name of the message attribute holding the type.
@@ -155,6 +153,6 @@ class Router:
         """
         handler = self.handler_for(message)
         if is_async_callable(handler):
-            return await handler(message)
-        # abandon_on_cancel: handler_timeout and shutdown must not wait for a stuck route.
-        return await anyio.to_thread.run_sync(partial(handler, message), abandon_on_cancel=True)
+            return await resolve(handler(message), handler)
+        # In the consumer's threads, under its limit (anyio's outside a consumer).
+        return await resolve(await run_sync(handler, message), handler)

@@ -65,6 +65,8 @@ class SqsRunner:
         fifo: the queue is FIFO: a receive retried after an error reuses its
             ReceiveRequestAttemptId, so SQS returns the same messages, in order.
         release: hands back raw messages received after the runner stopped (in a thread).
+        hand_back: hands back raw messages that came back as the runner stopped (on the
+            loop, without waiting: visibility 0, sent with the other visibility changes).
         receive_options: extra ReceiveMessage parameters (wait time, visibility, ...).
         batch_size: the most messages per receive.
         max_pollers: the most concurrent receive loops.
@@ -87,6 +89,7 @@ class SqsRunner:
         per_job: int,
         fifo: bool,
         release: Callable[[list[Any]], None],
+        hand_back: Callable[[list[Any]], None],
         receive_options: dict[str, Any],
         batch_size: int,
         max_pollers: int,
@@ -106,6 +109,7 @@ class SqsRunner:
         self._per_job = per_job
         self._fifo = fifo
         self._release = release
+        self._hand_back = hand_back
         self._receive = {
             "QueueUrl": queue_url,
             "AttributeNames": ["All"],
@@ -121,6 +125,8 @@ class SqsRunner:
         self._asked = 0  # messages requested by receives still in flight
         self._answered: anyio.Event | None = None  # set when a receive in flight returns
         self._tg: TaskGroup | None = None
+        self._stopping = False
+        self._done = anyio.Event()
 
     @property
     def pollers(self) -> int:
@@ -129,16 +135,26 @@ class SqsRunner:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run the receive loops until `stop()`."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            for _ in range(1 if self._auto else self._max_pollers):
-                self._spawn()
-            task_status.started()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for _ in range(1 if self._auto else self._max_pollers):
+                    self._spawn()
+                task_status.started()
+        finally:
+            self._done.set()
 
     def stop(self) -> None:
         """Stop receiving now, abandoning long polls in flight (their messages are released)."""
+        self._stopping = True
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
+
+    async def aclose(self) -> None:
+        """`stop()`, then wait until no receive loop runs: nothing is leased after this."""
+        self.stop()
+        if self._tg is not None:
+            await self._done.wait()
 
     def _spawn(self) -> None:
         assert self._tg is not None
@@ -160,6 +176,11 @@ class SqsRunner:
                     log.error("receiving from %s failed: %s", self._queue_url, exc)
                     self._on_fatal(exc)
                     return
+                if raw and self._stopping:
+                    # Came back just as we stopped (the cancellation could not interrupt a
+                    # call that had already returned): these were never leased.
+                    self._hand_back(raw)
+                    return
                 if raw:
                     url = self._queue_url
                     await self._dispatch([Message.from_sqs(m, queue_url=url) for m in raw], sent_at)
@@ -175,7 +196,11 @@ class SqsRunner:
         self._asked += ask
         try:
             raw = await self._sqs.receive(
-                self._release, attempt_id=self._fifo, MaxNumberOfMessages=ask, **self._receive
+                self._release,
+                on_abandoned=self._hand_back,
+                attempt_id=self._fifo,
+                MaxNumberOfMessages=ask,
+                **self._receive,
             )
         finally:
             self._asked -= ask

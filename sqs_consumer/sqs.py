@@ -173,14 +173,21 @@ class Sqs:
             return None
 
     async def receive(
-        self, release: Callable[[list[Any]], None], *, attempt_id: bool = False, **kwargs: Any
+        self,
+        release: Callable[[list[Any]], None],
+        *,
+        on_abandoned: Callable[[list[Any]], None],
+        attempt_id: bool = False,
+        **kwargs: Any,
     ) -> list[Any]:
         """ReceiveMessage that can be cancelled mid long poll without losing what it returns.
 
         A cancelled call leaves its thread to finish the long poll; whatever that poll
         still returns is handed to `release` (in the thread) so other consumers get it
-        now instead of after the visibility timeout. With `attempt_id` (FIFO queues) every
-        retry of this receive carries the same ReceiveRequestAttemptId.
+        now instead of after the visibility timeout. Messages that had already come back
+        when the cancellation arrived go to `on_abandoned` (on the loop, without waiting).
+        With `attempt_id` (FIFO queues) every retry of this receive carries the same
+        ReceiveRequestAttemptId.
         """
         if attempt_id:
             kwargs["ReceiveRequestAttemptId"] = uuid.uuid4().hex
@@ -189,7 +196,9 @@ class Sqs:
         try:
             messages: list[Any] = await self._retrying("receive_message", None, receive)
         except anyio.get_cancelled_exc_class():
-            box.abandon()
+            pending = box.abandon()
+            if pending:
+                on_abandoned(pending)
             raise
         box.taken()
         return messages
@@ -250,12 +259,12 @@ class _ReceiveBox:
             self._release(messages)
         return []
 
-    def abandon(self) -> None:
+    def abandon(self) -> list[Any]:
+        """From now on the thread releases what it receives; returns what it already had."""
         with self._lock:
             self._abandoned = True
             pending, self._pending = self._pending, []
-        if pending:  # a blocking SQS call: never on the event loop's thread
-            threading.Thread(target=self._release, args=(pending,), daemon=True).start()
+        return pending
 
     def taken(self) -> None:
         with self._lock:

@@ -15,7 +15,6 @@ from sqs_consumer.handling import CallNext, Handling, Middleware
 from sqs_consumer.middleware import NonRetryable, log_failures
 from sqs_consumer.outcome import ACK, DISCARDED, Fail, Outcome
 from sqs_consumer.testing import MemorySQS
-from sqs_consumer.threads import DaemonThreads
 from tests.conftest import unique_name
 
 pytestmark = pytest.mark.anyio
@@ -37,12 +36,7 @@ def message() -> Message:
 async def handle(
     handler: Callable[[Message], Any], middleware: Sequence[Middleware], message: Message
 ) -> Outcome:
-    handling = Handling(
-        handler,
-        middleware=middleware,
-        threads=DaemonThreads(),
-        limiter=anyio.CapacityLimiter(4),
-    )
+    handling = Handling(handler, middleware=middleware)
     return await handling(message)
 
 
