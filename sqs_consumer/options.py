@@ -15,6 +15,7 @@ from .checks import (
     positional_problem,
     queue_url_problem,
 )
+from .errors import OptionTypeError
 from .retry import MAX_DELAY, ExponentialBackoff, RetryPolicy
 from .workers import ElasticPool, SemaphoreWorker, Worker
 
@@ -29,6 +30,10 @@ URL_SCHEMES = QUEUE_URL_SCHEMES
 
 def _fail(name: str, allowed: str, value: object) -> ValueError:
     return ValueError(f"ConsumerOptions.{name} must be {allowed}, got {value!r}")
+
+
+def _wrong_type(name: str, allowed: str, value: object) -> OptionTypeError:
+    return OptionTypeError(f"ConsumerOptions.{name} must be {allowed}, got {_short(value)}")
 
 
 def _int_in(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -79,24 +84,28 @@ def _queue_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if problem is not None:
         prefix = "None or " if attribute.name != "queue_url" else ""
         allowed = f"{prefix}a queue URL starting with " + ", ".join(URL_SCHEMES)
-        raise ValueError(
-            f"ConsumerOptions.{attribute.name} must be {allowed}, got {value!r}: {problem}"
-        )
+        error = ValueError if isinstance(value, str) else OptionTypeError
+        raise error(f"ConsumerOptions.{attribute.name} must be {allowed}, got {value!r}: {problem}")
 
 
 def _endpoint_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
-    ok = isinstance(value, str) and value.startswith(("http://", "https://"))
-    if not ok or any(char.isspace() for char in value):
-        raise _fail(attribute.name, "None or an http:// or https:// URL without whitespace", value)
+    allowed = "None or an http:// or https:// URL without whitespace"
+    if not isinstance(value, str):
+        raise _wrong_type(attribute.name, allowed, value)
+    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+        raise _fail(attribute.name, allowed, value)
 
 
 def _region_name(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
-    if not isinstance(value, str) or not value or any(char.isspace() for char in value):
-        raise _fail(attribute.name, 'None or a region name such as "us-east-1"', value)
+    allowed = 'None or a region name such as "us-east-1"'
+    if not isinstance(value, str):
+        raise _wrong_type(attribute.name, allowed, value)
+    if not value or any(char.isspace() for char in value):
+        raise _fail(attribute.name, allowed, value)
 
 
 def _client(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -104,7 +113,7 @@ def _client(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         return
     missing = missing_methods(value, SQS_CONSUMER_METHODS)
     if missing:
-        raise ValueError(
+        raise OptionTypeError(
             f'ConsumerOptions.client must be None or an SQS client such as boto3.client("sqs") '
             f"(an object with the methods {', '.join(SQS_CONSUMER_METHODS)}), got "
             f"{_short(value)}, which lacks {', '.join(missing)}"
@@ -113,7 +122,7 @@ def _client(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 def _bool(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, bool):
-        raise _fail(attribute.name, "a bool (True or False)", value)
+        raise _wrong_type(attribute.name, "a bool (True or False)", value)
 
 
 def _short(value: object) -> str:
@@ -136,13 +145,15 @@ def _pollers(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 def _retry(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not isinstance(value, RetryPolicy):
-        raise _fail(attribute.name, "None or a RetryPolicy (an object with delay(count))", value)
+        raise _wrong_type(
+            attribute.name, "None or a RetryPolicy (an object with delay(count))", value
+        )
 
 
 def _middleware(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     allowed = "a sequence of middleware callables `async def mw(message, call_next)`"
     if not isinstance(value, tuple):  # _tuple made every list or tuple one
-        raise _fail(attribute.name, f"{allowed} (a list or tuple, possibly empty)", value)
+        raise _wrong_type(attribute.name, f"{allowed} (a list or tuple, possibly empty)", value)
     for index, item in enumerate(value):
         problem = None
         if not callable(item):
@@ -150,7 +161,7 @@ def _middleware(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         else:
             problem = generator_problem(item) or positional_problem(item, 2)
         if problem is not None:
-            raise ValueError(
+            raise OptionTypeError(
                 f"ConsumerOptions.middleware must be {allowed}, but item {index} "
                 f"({_short(item)}) is not one: {problem}"
             )
@@ -165,7 +176,8 @@ class ConsumerOptions:
     """How a Consumer polls, runs handlers and settles messages (SPEC §2).
 
     Every field is validated when the options are built; a bad value raises ValueError
-    naming the field, the value and what is allowed.
+    naming the field, the value and what is allowed (a value of the wrong type raises
+    `OptionTypeError`, which is both a ValueError and a TypeError).
     """
 
     queue_url: str = attrs.field(validator=_queue_url)
@@ -226,7 +238,7 @@ class ConsumerOptions:
             raise ValueError("ConsumerOptions.dead_letter_queue_url must differ from queue_url")
         dead_letters_by_client = self.dead_letter_queue_url is not None and self.client is not None
         if dead_letters_by_client and missing_methods(self.client, ["send_message"]):
-            raise ValueError(
+            raise OptionTypeError(
                 "ConsumerOptions.client must have a send_message method when "
                 "dead_letter_queue_url is set (dead letters are sent with it), got "
                 f"{_short(self.client)}"

@@ -27,6 +27,7 @@ from sqs_consumer import (
 )
 from sqs_consumer.batch import normalize_batch_result
 from sqs_consumer.consumer import State
+from sqs_consumer.errors import OptionTypeError
 from sqs_consumer.testing import MemorySQS
 from tests.conftest import REGION, QueueEnv, unique_name
 from tests.helpers import running, wait_for
@@ -88,6 +89,27 @@ def test_a_bad_value_is_one_sentence_naming_the_field(
     assert text.startswith(f"ConsumerOptions.{field} must be"), text
     assert fragment in text
     assert "\n" not in text.replace(repr(value), "")  # one sentence, whatever the value
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("batch", "yes"),
+        ("endpoint_url", 5),
+        ("region_name", 5),
+        ("client", "boto3"),
+        ("middleware", None),
+        ("middleware", [3]),
+        ("queue_url", None),
+        ("retry", 5),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_a_type_error_too(field: str, value: Any) -> None:
+    """`except ValueError` catches every bad option; `except TypeError` the wrong types."""
+    with pytest.raises(OptionTypeError) as info:
+        ConsumerOptions(**{"queue_url": URL, field: value})
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+    assert str(info.value).startswith(f"ConsumerOptions.{field} must be")
 
 
 def test_a_dead_letter_url_with_whitespace_is_named() -> None:
