@@ -1,7 +1,8 @@
 """Batch handlers: what one returns (`BatchResult`) and how a return value is read.
 
 A batch handler takes the messages of one receive (`list[Message]`) and returns `None` (all
-succeeded), an iterable of the ids of the messages that failed, or a `BatchResult`; raising
+succeeded), an iterable of the ids of the messages that failed (or of those `Message` objects),
+or a `BatchResult`; raising
 fails the whole batch. A handler object that sets the class attribute `__sqs_batch__ = True`
 is run in batch mode even when `ConsumerOptions.batch` is False (`LambdaHandler` does this).
 """
@@ -21,14 +22,21 @@ __all__ = ["BatchResult", "is_batch_handler", "normalize_batch_result"]
 MAX_DELAY = 43200  # seconds: the most SQS lets a message stay invisible
 
 
-def _ids(value: Iterable[str]) -> frozenset[str]:
-    if isinstance(value, str | bytes):
-        raise TypeError(f"BatchResult.failed must be an iterable of message ids, got {value!r}")
-    ids = frozenset(value)
-    for item in ids:
-        if not isinstance(item, str):
-            raise TypeError(f"BatchResult.failed: message ids are str, got {item!r}")
-    return ids
+def _id(item: object, where: str) -> str:
+    # A failed Message stands for its id: returning the messages themselves is natural.
+    if isinstance(item, Message):
+        return item.message_id
+    if not isinstance(item, str):
+        raise TypeError(f"{where}: message ids are str (or the Message itself), got {item!r}")
+    return item
+
+
+def _ids(value: Iterable[str | Message]) -> frozenset[str]:
+    if isinstance(value, str | bytes | Message):
+        raise TypeError(
+            f"BatchResult.failed must be an iterable of message ids (or Messages), got {value!r}"
+        )
+    return frozenset(_id(item, "BatchResult.failed") for item in value)
 
 
 def _delays(value: Mapping[str, float]) -> Mapping[str, float]:
@@ -60,13 +68,14 @@ class BatchResult:
     """Which messages of a batch failed; every other message of the batch succeeded.
 
     Args:
-        failed: the ids of the messages that failed (any iterable of str).
+        failed: the ids of the messages that failed (any iterable of str, or of the
+            `Message` objects themselves).
         retry_delays: seconds until a failed message comes back, by message id; a failed
             message without an entry gets the consumer's retry policy.
 
     Raises:
-        TypeError: `failed` is a single string or holds something other than str, or a
-            delay is not a number.
+        TypeError: `failed` is a single string or holds something other than str or
+            Message, or a delay is not a number.
         ValueError: a delay is outside 0–43200 s or names a message that is not in `failed`.
     """
 
@@ -89,7 +98,8 @@ def normalize_batch_result(result: object, messages: Sequence[Message]) -> Batch
     """Read what a batch handler returned as a `BatchResult` for `messages`.
 
     Args:
-        result: None (all succeeded), an iterable of failed message ids, or a BatchResult.
+        result: None (all succeeded), an iterable of failed message ids (or of the failed
+            `Message` objects), or a BatchResult.
         messages: the batch the handler was given.
 
     Raises:
@@ -109,8 +119,8 @@ def normalize_batch_result(result: object, messages: Sequence[Message]) -> Batch
         outcome = BatchResult(failed=result)
     else:
         raise TypeError(
-            "a batch handler must return None, an iterable of failed message ids or a "
-            f"BatchResult, got {_short(result)}"
+            "a batch handler must return None, an iterable of failed message ids (or "
+            f"Messages) or a BatchResult, got {_short(result)}"
         )
     _check_known(outcome.failed, messages)
     return outcome

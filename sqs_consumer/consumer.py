@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
+import errno
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -16,6 +19,7 @@ import attrs
 
 from . import calls
 from .batch import is_batch_handler
+from .checks import generator_problem, positional_problem
 from .deadletter import DeadLetters
 from .errors import ConsumerStateError, QueueCheckError
 from .handling import BatchHandling, Handling
@@ -79,7 +83,8 @@ class Consumer:
         options: how to poll, run and settle.
 
     Raises:
-        TypeError: handler is not callable or options is not a ConsumerOptions.
+        TypeError: handler is not callable, is a generator function, or cannot be called
+            with one positional argument; or options is not a ConsumerOptions.
     """
 
     def __init__(self, handler: Handler, options: ConsumerOptions) -> None:
@@ -88,6 +93,7 @@ class Consumer:
         if not isinstance(options, ConsumerOptions):
             raise TypeError(f"Consumer options must be a ConsumerOptions, got {options!r}")
         self._batch = options.batch or is_batch_handler(handler)
+        _check_handler(handler, batch=self._batch)
         if self._batch and options.middleware:
             raise ValueError(
                 "ConsumerOptions.middleware applies to per-message handlers; a batch handler "
@@ -107,7 +113,7 @@ class Consumer:
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._loop_thread: int | None = None
         self._threads = DaemonThreads()
-        self._health = HealthState()
+        self._health = HealthState(options.unhealthy_after)
         self._telemetry: Telemetry | None = None
         self._stats_port: int | None = None
 
@@ -122,7 +128,8 @@ class Consumer:
         return self._stats_port
 
     def healthy(self) -> bool:
-        """True while polling works: False after repeated poll failures or once stopping."""
+        """True while SQS works for us: False once receives or deletes have failed for
+        `unhealthy_after` seconds in a row, and once stopping."""
         return self._health.healthy()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -136,8 +143,16 @@ class Consumer:
         Raises:
             QueueCheckError: the queue is missing or cannot be accessed.
             SqsError: SQS failed fatally while running.
-            ConsumerStateError: the consumer has already run.
+            ConsumerStateError: the consumer has already run, or start() was called
+                inside a running event loop (use `await consumer.run()` there; the
+                consumer is left unstarted, so that still works).
         """
+        running = _running_event_loop()
+        if running is not None:
+            raise ConsumerStateError(
+                f"Consumer.start() cannot block inside a running {running} event loop: "
+                "use `await consumer.run()` inside a running event loop"
+            )
         anyio.run(self._main, backend=backend)
 
     async def _main(self) -> None:
@@ -247,6 +262,8 @@ class Consumer:
         opts = self.options
         sqs = self._connect()
         queue = await check_queue(sqs, opts.queue_url)
+        if opts.dead_letter_queue_url is not None:
+            await check_queue(sqs, opts.dead_letter_queue_url, option="dead_letter_queue_url")
         self._telemetry = self._make_telemetry(queue)
         parts = self._build(sqs, queue)
         self._parts = parts
@@ -260,7 +277,10 @@ class Consumer:
                 server = StatsServer(
                     opts.stats_port, stats=lambda: self.stats().as_dict(), healthy=self.healthy
                 )
-                self._stats_port = await tg.start(server.serve)
+                try:
+                    self._stats_port = await tg.start(server.serve)
+                except OSError as exc:
+                    raise _stats_port_error(opts.stats_port, exc) from exc
             await tg.start(parts.harvester.run)
             await tg.start(parts.visibility.run)
             await tg.start(parts.worker.serve)
@@ -319,6 +339,11 @@ class Consumer:
                 self._health.poll_succeeded()
             else:
                 self._health.poll_failed()
+        elif operation == "delete_message_batch":
+            if error is None:
+                self._health.delete_succeeded()
+            else:
+                self._health.delete_failed()
 
     def _make_telemetry(self, queue: QueueInfo) -> Telemetry:
         # arn:aws:sqs:REGION:ACCOUNT:NAME — true for custom endpoints too.
@@ -544,3 +569,51 @@ class Consumer:
             f"<Consumer {self._state.value} received={c.received} succeeded={c.succeeded} "
             f"failed={c.failed} deleted={c.deleted} released={c.released}>"
         )
+
+
+# -- checks made before a run ----------------------------------------------------------------
+
+
+def _check_handler(handler: object, *, batch: bool) -> None:
+    """Refuse, at construction, a handler that could never run a message."""
+    name = getattr(handler, "__qualname__", None) or repr(handler)
+    problem = generator_problem(handler)
+    if problem is not None:
+        raise TypeError(
+            f"Consumer handler {name} must be a plain function (def or async def), but {problem}: "
+            "calling it only makes a generator, so its body would never run; "
+            "drop the `yield`, or call the generator from a plain handler"
+        )
+    problem = positional_problem(handler, 1)
+    if problem is not None:
+        takes = "the list of messages of one receive" if batch else "the message"
+        raise TypeError(
+            f"Consumer handler {name} must take one positional argument ({takes}), but {problem}"
+        )
+
+
+def _running_event_loop() -> str | None:
+    """The async library running in this thread ("asyncio", "trio"), or None."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return "asyncio"
+    trio = sys.modules.get("trio")  # only if imported: then it may be running
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return None
+        return "trio"
+    return None
+
+
+def _stats_port_error(port: int, exc: OSError) -> OSError:
+    """The bind failure, as an OSError still, but naming the option that chose the port."""
+    if exc.errno == errno.EADDRINUSE:
+        why = "is already in use on 127.0.0.1 (choose another port, or 0 for a free one)"
+    else:
+        why = f"cannot be served on 127.0.0.1: {exc.strerror or exc}"
+    return OSError(exc.errno, f"ConsumerOptions.stats_port={port} {why}")

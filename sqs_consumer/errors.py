@@ -8,7 +8,8 @@ Hierarchy::
      │    └── SqsError                    an SQS call failed for good
      │         └── QueueCheckError        the queue could not be used at start (missing, denied, ...)
      ├── ValueError
-     │    └── MessageDecodeError          Message.json() on a body that is not JSON
+     │    ├── MessageDecodeError          Message.json() on a body that is not JSON
+     │    └── OptionTypeError             a ConsumerOptions value of the wrong type (a TypeError too)
      ├── HandlerFailure                   how a handler failed without raising an error itself
      │    ├── HandlerResultError          (a TypeError) its result means the work never ran
      │    └── HandlerCancelled            a cancellation no stop or timeout of ours caused
@@ -32,6 +33,7 @@ __all__ = [
     "HandlerResultError",
     "HandlerSignal",
     "MessageDecodeError",
+    "OptionTypeError",
     "QueueCheckError",
     "Retry",
     "SqsConsumerError",
@@ -63,6 +65,14 @@ class MessageDecodeError(ValueError):
     def __init__(self, message_id: str, reason: str) -> None:
         super().__init__(f"message {message_id}: body is not valid JSON ({reason})")
         self.message_id = message_id
+
+
+class OptionTypeError(ValueError, TypeError):
+    """A ConsumerOptions value of the wrong type (`batch="yes"`, a client without the SQS methods).
+
+    A ValueError like every other bad option, so one `except ValueError` catches them all,
+    and a TypeError, as Python code expects of a wrong type.
+    """
 
 
 class HandlerFailure(Exception):

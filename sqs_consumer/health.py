@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -37,42 +38,87 @@ _REASONS: Final = {
 
 
 class HealthState:
-    """Whether the consumer is healthy: polling works and it is not shutting down.
+    """Whether the consumer is healthy: SQS works for it and it is not shutting down.
 
-    Pure bookkeeping; the consumer reports each poll and the start of its shutdown.
+    Pure bookkeeping; the consumer reports each ReceiveMessage and DeleteMessageBatch
+    attempt and the start of its shutdown. One failure, or a few quick retries, is not an
+    outage (throttling, a dropped connection): the consumer turns unhealthy only once
+    receives, or deletes, have failed for `unhealthy_after` seconds with no success in
+    between. A success ends that streak at once.
 
     Args:
-        max_poll_failures: consecutive failed polls after which it is unhealthy.
+        unhealthy_after: seconds of failing receives (or deletes) after which it is
+            unhealthy (> 0).
+        clock: seconds on a monotonic clock (tests inject one).
     """
 
-    def __init__(self, max_poll_failures: int = 3) -> None:
-        if max_poll_failures < 1:
-            raise ValueError(f"max_poll_failures must be at least 1, got {max_poll_failures}")
-        self.max_poll_failures = max_poll_failures
+    def __init__(
+        self, unhealthy_after: float = 30.0, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        number = isinstance(unhealthy_after, int | float) and not isinstance(unhealthy_after, bool)
+        if not number or not unhealthy_after > 0:  # `not >`: NaN too
+            raise ValueError(
+                f"HealthState unhealthy_after must be a number of seconds > 0, "
+                f"got {unhealthy_after!r}"
+            )
+        self.unhealthy_after = float(unhealthy_after)
+        self._clock = clock
         self.poll_failures = 0
-        """Consecutive failed polls since the last success."""
+        """Consecutive failed receives since the last success."""
+        self.delete_failures = 0
+        """Consecutive failed deletes since the last success."""
+        self._polls_failing_since: float | None = None
+        self._deletes_failing_since: float | None = None
         self.is_stopping = False
 
     def poll_succeeded(self) -> None:
         """A ReceiveMessage call returned (with or without messages)."""
         self.poll_failures = 0
+        self._polls_failing_since = None
 
     def poll_failed(self) -> None:
-        """A ReceiveMessage call failed (after the SQS adapter's own retries, if any)."""
+        """A ReceiveMessage call failed (each attempt of the SQS adapter's retries counts)."""
         self.poll_failures += 1
+        if self._polls_failing_since is None:
+            self._polls_failing_since = self._clock()
+
+    def delete_succeeded(self) -> None:
+        """A DeleteMessageBatch call returned (its per-entry results are not an outage)."""
+        self.delete_failures = 0
+        self._deletes_failing_since = None
+
+    def delete_failed(self) -> None:
+        """A DeleteMessageBatch call failed."""
+        self.delete_failures += 1
+        if self._deletes_failing_since is None:
+            self._deletes_failing_since = self._clock()
 
     def stopping(self) -> None:
         """The graceful shutdown has begun: unhealthy from now on."""
         self.is_stopping = True
 
+    def problem(self) -> str | None:
+        """Why it is unhealthy, or None when it is healthy."""
+        if self.is_stopping:
+            return "stopping"
+        now = self._clock()
+        for what, since in (
+            ("receives", self._polls_failing_since),
+            ("deletes", self._deletes_failing_since),
+        ):
+            if since is not None and now - since >= self.unhealthy_after:
+                return f"{what} failing for {now - since:.0f} s"
+        return None
+
     def healthy(self) -> bool:
-        """False once stopping or after `max_poll_failures` consecutive failed polls."""
-        return not self.is_stopping and self.poll_failures < self.max_poll_failures
+        """False once stopping, or once receives or deletes have failed, with no success in
+        between, for `unhealthy_after` seconds."""
+        return self.problem() is None
 
     def __repr__(self) -> str:
         return (
             f"<HealthState healthy={self.healthy()} poll_failures={self.poll_failures} "
-            f"stopping={self.is_stopping}>"
+            f"delete_failures={self.delete_failures} stopping={self.is_stopping}>"
         )
 
 

@@ -7,6 +7,15 @@ from typing import Any, Literal
 
 import attrs
 
+from .checks import (
+    QUEUE_URL_SCHEMES,
+    SQS_CONSUMER_METHODS,
+    generator_problem,
+    missing_methods,
+    positional_problem,
+    queue_url_problem,
+)
+from .errors import OptionTypeError
 from .retry import MAX_DELAY, ExponentialBackoff, RetryPolicy
 from .workers import ElasticPool, SemaphoreWorker, Worker
 
@@ -16,11 +25,15 @@ MAX_CONCURRENCY = 100_000
 MAX_POLLERS = 100
 MAX_BATCH = 10  # SQS ReceiveMessage / DeleteMessageBatch limit
 MAX_WAIT = 20  # SQS long-poll limit
-URL_SCHEMES = ("https://", "http://", "memory://")
+URL_SCHEMES = QUEUE_URL_SCHEMES
 
 
 def _fail(name: str, allowed: str, value: object) -> ValueError:
     return ValueError(f"ConsumerOptions.{name} must be {allowed}, got {value!r}")
+
+
+def _wrong_type(name: str, allowed: str, value: object) -> OptionTypeError:
+    return OptionTypeError(f"ConsumerOptions.{name} must be {allowed}, got {_short(value)}")
 
 
 def _int_in(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -67,8 +80,54 @@ def _optional_int(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], A
 def _queue_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None and attribute.name != "queue_url":
         return
-    if not isinstance(value, str) or not value.startswith(URL_SCHEMES) or value[-2:] == "//":
-        raise _fail(attribute.name, "a queue URL starting with " + ", ".join(URL_SCHEMES), value)
+    problem = queue_url_problem(value)
+    if problem is not None:
+        prefix = "None or " if attribute.name != "queue_url" else ""
+        allowed = f"{prefix}a queue URL starting with " + ", ".join(URL_SCHEMES)
+        error = ValueError if isinstance(value, str) else OptionTypeError
+        raise error(f"ConsumerOptions.{attribute.name} must be {allowed}, got {value!r}: {problem}")
+
+
+def _endpoint_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    allowed = "None or an http:// or https:// URL without whitespace"
+    if not isinstance(value, str):
+        raise _wrong_type(attribute.name, allowed, value)
+    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+        raise _fail(attribute.name, allowed, value)
+
+
+def _region_name(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    allowed = 'None or a region name such as "us-east-1"'
+    if not isinstance(value, str):
+        raise _wrong_type(attribute.name, allowed, value)
+    if not value or any(char.isspace() for char in value):
+        raise _fail(attribute.name, allowed, value)
+
+
+def _client(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    missing = missing_methods(value, SQS_CONSUMER_METHODS)
+    if missing:
+        raise OptionTypeError(
+            f'ConsumerOptions.client must be None or an SQS client such as boto3.client("sqs") '
+            f"(an object with the methods {', '.join(SQS_CONSUMER_METHODS)}), got "
+            f"{_short(value)}, which lacks {', '.join(missing)}"
+        )
+
+
+def _bool(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise _wrong_type(attribute.name, "a bool (True or False)", value)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _worker(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -86,13 +145,26 @@ def _pollers(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 def _retry(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not isinstance(value, RetryPolicy):
-        raise _fail(attribute.name, "None or a RetryPolicy (an object with delay(count))", value)
+        raise _wrong_type(
+            attribute.name, "None or a RetryPolicy (an object with delay(count))", value
+        )
 
 
 def _middleware(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    for item in value:
+    allowed = "a sequence of middleware callables `async def mw(message, call_next)`"
+    if not isinstance(value, tuple):  # _tuple made every list or tuple one
+        raise _wrong_type(attribute.name, f"{allowed} (a list or tuple, possibly empty)", value)
+    for index, item in enumerate(value):
+        problem = None
         if not callable(item):
-            raise _fail(attribute.name, "a sequence of callables mw(message, call_next)", item)
+            problem = "it is not callable"
+        else:
+            problem = generator_problem(item) or positional_problem(item, 2)
+        if problem is not None:
+            raise OptionTypeError(
+                f"ConsumerOptions.middleware must be {allowed}, but item {index} "
+                f"({_short(item)}) is not one: {problem}"
+            )
 
 
 def _tuple(value: Any) -> Any:
@@ -104,17 +176,14 @@ class ConsumerOptions:
     """How a Consumer polls, runs handlers and settles messages (SPEC §2).
 
     Every field is validated when the options are built; a bad value raises ValueError
-    naming the field, the value and what is allowed.
+    naming the field, the value and what is allowed (a value of the wrong type raises
+    `OptionTypeError`, which is both a ValueError and a TypeError).
     """
 
     queue_url: str = attrs.field(validator=_queue_url)
-    client: Any = None
-    endpoint_url: str | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
-    )
-    region_name: str | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
-    )
+    client: Any = attrs.field(default=None, validator=_client)
+    endpoint_url: str | None = attrs.field(default=None, validator=_endpoint_url)
+    region_name: str | None = attrs.field(default=None, validator=_region_name)
     worker: Literal["semaphore", "pool"] | Worker = attrs.field(
         default="semaphore", validator=_worker
     )
@@ -149,7 +218,8 @@ class ConsumerOptions:
         default=(), converter=_tuple, validator=_middleware
     )
     stats_port: int | None = attrs.field(default=None, validator=_optional_int(0, 65535))
-    batch: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    batch: bool = attrs.field(default=False, validator=_bool)
+    unhealthy_after: float = attrs.field(default=30.0, validator=_seconds(0, low_open=True))
 
     def __attrs_post_init__(self) -> None:
         """Checks that involve more than one field."""
@@ -166,6 +236,13 @@ class ConsumerOptions:
             )
         if self.dead_letter_queue_url is not None and self.dead_letter_queue_url == self.queue_url:
             raise ValueError("ConsumerOptions.dead_letter_queue_url must differ from queue_url")
+        dead_letters_by_client = self.dead_letter_queue_url is not None and self.client is not None
+        if dead_letters_by_client and missing_methods(self.client, ["send_message"]):
+            raise OptionTypeError(
+                "ConsumerOptions.client must have a send_message method when "
+                "dead_letter_queue_url is set (dead letters are sent with it), got "
+                f"{_short(self.client)}"
+            )
         if (
             self.heartbeat_interval is not None
             and self.visibility_timeout is not None

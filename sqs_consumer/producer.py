@@ -29,6 +29,7 @@ import anyio.to_thread
 import attrs
 from opentelemetry.propagate import inject
 
+from .checks import QUEUE_URL_SCHEMES, missing_methods, queue_url_problem
 from .errors import TRANSIENT_CODES, ErrorKind, SqsError, classify, error_code
 from .sqs import Backoff, build_client
 
@@ -335,6 +336,12 @@ class Producer:
         client: a boto3 SQS client or compatible object; None builds one.
         endpoint_url: passed to boto3 when the client is built here.
         region_name: passed to boto3 when the client is built here.
+
+    Raises:
+        TypeError: `queue_url` is not a string (e.g. None), or `client` lacks the SQS
+            methods a producer calls.
+        ValueError: `queue_url` is not a queue URL (no known scheme, whitespace), or
+            `endpoint_url`/`region_name` is not a non-empty string.
     """
 
     def __init__(
@@ -345,6 +352,7 @@ class Producer:
         endpoint_url: str | None = None,
         region_name: str | None = None,
     ) -> None:
+        _check_arguments(type(self).__name__, queue_url, client, endpoint_url, region_name)
         if client is None:
             built = build_client(
                 queue_url,
@@ -512,6 +520,35 @@ class Producer:
             yield BACKOFF.delay(attempt)
 
 
+def _check_arguments(
+    who: str, queue_url: object, client: object, endpoint_url: object, region_name: object
+) -> None:
+    """Refuse what could only fail at the first send, naming the argument."""
+    problem = queue_url_problem(queue_url)
+    if problem is not None:
+        error = ValueError if isinstance(queue_url, str) else TypeError
+        raise error(
+            f"{who} queue_url must be a queue URL starting with {', '.join(QUEUE_URL_SCHEMES)}, "
+            f"got {queue_url!r}: {problem}"
+        )
+    for name, value in (("endpoint_url", endpoint_url), ("region_name", region_name)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError(f"{who} {name} must be None or a non-empty string, got {value!r}")
+    if client is not None:
+        needed = ["send_message", "send_message_batch"]
+        if str(queue_url).endswith(".fifo"):
+            needed.append("get_queue_attributes")  # to learn about content-based dedup
+        missing = missing_methods(client, needed)
+        if missing:
+            text = repr(client)
+            text = text if len(text) <= 80 else text[:77] + "..."
+            raise TypeError(
+                f'{who} client must be None or an SQS client such as boto3.client("sqs") '
+                f"(an object with {', '.join(needed)}), got {text}, which lacks "
+                f"{', '.join(missing)}"
+            )
+
+
 class AsyncProducer:
     """`Producer` for async code: the SQS calls run in worker threads, never on the event loop.
 
@@ -520,6 +557,9 @@ class AsyncProducer:
         client: as for `Producer`.
         endpoint_url: as for `Producer`.
         region_name: as for `Producer`.
+
+    Raises:
+        TypeError, ValueError: as for `Producer`.
     """
 
     def __init__(
@@ -530,6 +570,7 @@ class AsyncProducer:
         endpoint_url: str | None = None,
         region_name: str | None = None,
     ) -> None:
+        _check_arguments("AsyncProducer", queue_url, client, endpoint_url, region_name)
         self._producer = Producer(
             queue_url, client=client, endpoint_url=endpoint_url, region_name=region_name
         )

@@ -27,6 +27,7 @@ __all__ = ["QueueInfo", "Sqs", "SqsClient", "build_client", "check_queue"]
 
 log = logging.getLogger("sqs_consumer")
 
+_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "AuthorizationError"})
 _REGION_IN_URL = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
 
@@ -291,8 +292,15 @@ class QueueInfo:
     attributes: Mapping[str, str]
 
 
-async def check_queue(sqs: Sqs, queue_url: str) -> QueueInfo:
+async def check_queue(sqs: Sqs, queue_url: str, *, option: str = "queue_url") -> QueueInfo:
     """GetQueueAttributes once, so a missing queue or bad credentials fail start() at once.
+
+    Args:
+        sqs: the adapter to call through.
+        queue_url: the queue to check.
+        option: the ConsumerOptions field that named it. For `dead_letter_queue_url`, a
+            denied GetQueueAttributes is only logged: a least-privilege role may be allowed
+            sqs:SendMessage there and nothing else, which is all dead-lettering needs.
 
     Raises:
         QueueCheckError: the queue does not exist, access is denied, the credentials are
@@ -304,7 +312,19 @@ async def check_queue(sqs: Sqs, queue_url: str) -> QueueInfo:
         )
     except SqsError as exc:
         cause = exc.__cause__ or exc
-        raise QueueCheckError(f"cannot use queue {queue_url}: {describe(cause)}") from cause
+        if option != "queue_url" and error_code(cause) in _ACCESS_DENIED:
+            log.warning(
+                "cannot check %s %s (%s); going on: sending dead letters needs only "
+                "sqs:SendMessage",
+                option,
+                queue_url,
+                describe(cause),
+            )
+            return QueueInfo(
+                url=queue_url, arn="", visibility_timeout=30, fifo=False, attributes={}
+            )
+        what = "queue" if option == "queue_url" else f"{option} queue"
+        raise QueueCheckError(f"cannot use {what} {queue_url}: {describe(cause)}") from cause
     attributes: dict[str, str] = dict(response.get("Attributes") or {})
     return QueueInfo(
         url=queue_url,

@@ -106,14 +106,16 @@ async def test_stats_port_serves_healthz_and_stats_while_running(queue: QueueEnv
 
 
 async def test_repeated_poll_failures_make_healthz_unhealthy() -> None:
-    """Three failed receives in a row turn /healthz to 503; a good one turns it back."""
+    """Receives failing for unhealthy_after turn /healthz to 503; a good one turns it back."""
     from sqs_consumer.testing import MemorySQS
     from tests.conftest import unique_name
 
     memory = MemorySQS()
     url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
     env = QueueEnv("memory", memory, url, {"client": memory})
-    consumer = Consumer(lambda m: None, env.options(stats_port=0, wait_time_seconds=0))
+    consumer = Consumer(
+        lambda m: None, env.options(stats_port=0, wait_time_seconds=0, unhealthy_after=0.2)
+    )
     async with running(consumer):
         await wait_for(lambda: consumer.stats().receives >= 1)
         memory.inject_faults(1.0, kinds=["server"], operations=["receive_message"])

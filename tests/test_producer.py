@@ -78,10 +78,13 @@ def fifo_queue(request: pytest.FixtureRequest) -> Iterator[QueueEnv]:
 
 
 class NoCalls:
-    """A client that fails the test if it is ever called."""
+    """A client that fails the test if any of its methods is ever called."""
 
     def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the client was called: {name}")
+        def call(**_: Any) -> Any:
+            raise AssertionError(f"the client was called: {name}")
+
+        return call
 
 
 def checks_only(url: str = "memory://checks") -> Producer:
