@@ -119,6 +119,8 @@ class ExecHandler:
         try:
             status = process.wait(timeout=self.timeout)
         except subprocess.TimeoutExpired:
+            log.warning("%s %s ran over %g s: killing its process group", message.message_id,
+                        self.argv[0], self.timeout)  # fmt: skip
             _kill_group(process)
             raise ExecError(
                 f"{self.argv[0]} ran over {self.timeout:g} s: its process group was killed"

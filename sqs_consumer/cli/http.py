@@ -145,7 +145,8 @@ class HttpInvoker:
             raise WorkerError(f"POST {self.url}: no answer within {self.timeout:g} s") from None
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
-            raise WorkerError(f"POST {self.url} failed: {type(exc).__name__}: {exc}") from None
+            text = str(exc)[:SHOWN_BODY]  # e.g. BadStatusLine quotes what the worker sent
+            raise WorkerError(f"POST {self.url} failed: {type(exc).__name__}: {text}") from None
         except BaseException:
             connection.close()
             raise

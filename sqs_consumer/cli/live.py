@@ -144,8 +144,8 @@ class RichView:
         outer.add_row(grid)
         outer.add_row("")
         outer.add_row(done)
-        outer.add_row(f"[green]{sparkline(list(self._rate.history))}[/green] "
-                      f"{self._rate.now:,.0f} msgs/s")  # fmt: skip
+        line = sparkline(list(self._rate.history)).ljust(HISTORY)  # a fixed width: no jitter
+        outer.add_row(f"[green]{line}[/green] {self._rate.now:>6,.0f} msgs/s")
         return Panel(outer, title=f"[b]{self._strategy}[/b] strategy · {elapsed:.1f} s",
                      border_style="blue", expand=False)  # fmt: skip
 

@@ -108,7 +108,7 @@ def serve(
     try:
         consumer.start()
     except QueueCheckError as exc:
-        _say(f"cannot consume {options.queue_url}: {exc}")
+        _say(str(exc))
         return 2
     except OSError as exc:  # the stats server could not bind
         _say(f"cannot serve /healthz and /stats on port {options.stats_port}: {exc}")

@@ -70,18 +70,33 @@ class Supervisor:
         argv: the command line arguments, as given (the children parse them again).
         processes: how many children.
         options: the resolved options (the stats port and host are the supervisor's).
+        command: the child's command line; None: `python -m sqs_consumer *argv`.
+        backoff_first: seconds before the first restart of a crashed child (doubling).
+        max_crashes: crashes in a row of one child before the supervisor gives up.
     """
 
-    def __init__(self, argv: list[str], processes: int, options: ConsumerOptions) -> None:
-        self.argv = argv
+    def __init__(
+        self,
+        argv: list[str],
+        processes: int,
+        options: ConsumerOptions,
+        *,
+        command: list[str] | None = None,
+        backoff_first: float = BACKOFF_FIRST,
+        max_crashes: int = MAX_CRASHES,
+    ) -> None:
+        self.command = command or [sys.executable, "-m", "sqs_consumer", *argv]
         self.children = [_Child(index) for index in range(processes)]
         self.stats_port = options.stats_port
         self.stats_host = str(getattr(options, "stats_host", "127.0.0.1"))
+        self.backoff_first = backoff_first
+        self.max_crashes = max_crashes
+        self.restarts = 0
+        self.bound_port: int | None = None
         self._wake = threading.Event()
         self._signals = 0
         self._stopping = False
         self._result: int | None = None
-        self._lock = threading.Lock()
 
     def run(self) -> int:
         """Start the children and supervise them; 0 after a clean drain of every child."""
@@ -120,8 +135,10 @@ class Supervisor:
             if "stats_host" in attrs.fields_dict(ConsumerOptions):
                 overrides["stats_host"] = "127.0.0.1"  # only the supervisor faces the network
         env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()), CHILD_ENV: json.dumps(overrides)}
+        if child.started:
+            self.restarts += 1
         child.process = subprocess.Popen(
-            [sys.executable, "-m", "sqs_consumer", *self.argv],
+            self.command,
             env=env,
             start_new_session=True,  # terminal signals reach the supervisor only; it forwards them
         )
@@ -155,12 +172,12 @@ class Supervisor:
 
     def _crashed(self, child: _Child, code: int, now: float) -> None:
         child.crashes = 1 if now - child.started >= STABLE_AFTER else child.crashes + 1
-        if child.crashes >= MAX_CRASHES:
+        if child.crashes >= self.max_crashes:
             log.error("child %d crashed %d times in a row (last exit %d): stopping",
                       child.index, child.crashes, code)  # fmt: skip
             self._give_up(child, 1)
             return
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (child.crashes - 1))
+        delay = min(BACKOFF_MAX, self.backoff_first * 2 ** (child.crashes - 1))
         log.warning("child %d exited with %d; restarting in %.1f s", child.index, code, delay)
         child.restart_at = now + delay
 
@@ -178,10 +195,15 @@ class Supervisor:
     def _stop(self, signum: signal.Signals) -> None:
         self._stopping = True
         for child in self.children:
-            if child.process is not None:
+            process = child.process  # read once: the loop may clear it meanwhile
+            if process is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    child.process.send_signal(signum)
+                    process.send_signal(signum)
         self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the children gracefully, as SIGTERM does (safe from another thread)."""
+        self._stop(signal.SIGTERM)
 
     # -- /healthz and /stats ------------------------------------------------------------------
 
@@ -220,6 +242,7 @@ class Supervisor:
                   f"{self.stats_port}: {exc}", file=sys.stderr)  # fmt: skip
             return False
         server.daemon_threads = True
+        self.bound_port = int(server.server_address[1])
         threading.Thread(
             target=server.serve_forever, name="sqs-consumer-stats", daemon=True
         ).start()
