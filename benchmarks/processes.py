@@ -11,6 +11,7 @@ Usage: python benchmarks/processes.py [--messages 400] [--burn-ms 20] [--process
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
@@ -20,8 +21,6 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-
-import logging
 
 import boto3
 from moto.server import ThreadedMotoServer

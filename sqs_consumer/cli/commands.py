@@ -81,6 +81,11 @@ def run_consumer(args: argparse.Namespace, argv: list[str]) -> int:
         runner = ExecHandler(args.command_line, timeout=options.handler_timeout)
         handler, after = runner, runner.kill_all
     processes = layers.get("processes", 1)
+    if processes > 1 and options.is_memory:
+        raise ConfigError(
+            f"--processes {processes} needs a real queue: each process would have its own "
+            f"in-memory {options.queue_url}"
+        )
     if processes > 1:
         from .supervisor import Supervisor
 

@@ -317,6 +317,8 @@ class Layers:
         """TOML values keep their TOML types (ConsumerOptions checks them); keys must exist."""
         label = os.path.basename(path)
         for key, value in table.items():
+            if key not in self.settings and key in _every_setting_name():
+                continue  # another command's setting (send shares the file with run)
             if key not in self.settings:
                 raise ConfigError(
                     f"{label}: consumer.{key} is not a setting (known: {', '.join(self.settings)})"
@@ -344,6 +346,11 @@ class Layers:
         """The winning value of a setting, or `default`."""
         found = self.values.get(name)
         return default if found is None else found.value
+
+
+def _every_setting_name() -> set[str]:
+    names = {setting.name for setting in option_settings(batch=True) + cli_settings()}
+    return names | {"url"}
 
 
 def _variables(setting: Setting) -> Iterable[str]:

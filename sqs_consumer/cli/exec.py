@@ -29,6 +29,7 @@ log = logging.getLogger("sqs_consumer.exec")
 
 KILL_GRACE = 2.0  # seconds between TERM and KILL for a command past its timeout
 LONGEST_LINE = 8192  # characters of one output line kept in the log
+_SUPERVISOR_VARIABLES = ("SQS_CONSUMER__CHILD", "SQS_CONSUMER_SUPERVISOR_PID")
 _DRAIN_AFTER_EXIT = 1.0  # seconds to read output left by the command's own children
 
 
@@ -100,6 +101,8 @@ class ExecHandler:
     def __call__(self, message: Message) -> None:
         """Run the command for one message; raise ExecError unless it exits 0."""
         env = {**os.environ, **message_environment(message)}
+        for private in _SUPERVISOR_VARIABLES:  # for our own children, not the user's commands
+            env.pop(private, None)
         process = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE,

@@ -126,6 +126,13 @@ class TestErrorsNameTheirSource:
         with pytest.raises(ConfigError, match=r"config.toml: consumer.concurency is not a setting"):
             _options(tmp_path, toml="concurency = 3\n")
 
+    def test_send_shares_the_toml_file_with_run(self, tmp_path: Path) -> None:
+        """Settings of other commands are skipped, not refused, where a command has no use for them."""
+        config, _ = _files(tmp_path, f'queue_url = "{URL}"\nconcurrency = 5\n')
+        queue_only = [setting for setting in SETTINGS if setting.name == "queue_url"]
+        layers = layered(queue_only, flags={}, config=config, environ={}, export=False)
+        assert layers.get("queue_url") == URL
+
     def test_toml_without_a_consumer_table(self, tmp_path: Path) -> None:
         path = tmp_path / "other.toml"
         path.write_text("[sqs]\nqueue_name = 'x'\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,7 @@ def test_run_reads_an_env_file_over_the_decorators_options(
         (["run", "jobs:handle", "--concurrency", "0"], "--concurrency: ConsumerOptions"),
         (["run", "jobs:handle", "--wait-time-seconds", "soon"], "expected an integer"),
         (["run", "jobs:handle", "--bogus"], "unrecognized arguments: --bogus"),
+        (["run", "jobs:handle", "--processes", "2", "--queue-url", "memory://q"], "real queue"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(
@@ -131,3 +134,19 @@ def test_a_missing_queue_is_a_start_up_error(cli: Cli, moto_endpoint: str) -> No
     errors = [line for line in done.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "no-such-queue" in errors[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_library_import_stays_light(cli: Cli) -> None:
+    """`import sqs_consumer` loads no part of the command line, and `--help` loads no rich."""
+    probe = (
+        "import sys, sqs_consumer; assert 'sqs_consumer.cli' not in sys.modules; "
+        "from sqs_consumer.cli import main\n"
+        "try: main(['run', '--help'])\n"
+        "except SystemExit: pass\n"
+        "heavy = {'rich', 'http.server', 'sqs_consumer.cli.http', 'sqs_consumer.cli.demo'}\n"
+        "assert not heavy & set(sys.modules), heavy & set(sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=cli.env
+    )
+    assert done.returncode == 0, done.stderr
