@@ -1,28 +1,214 @@
-"""The `sqs-consumer` command line (`python -m sqs_consumer` is the same)."""
+"""The `sqs-consumer` command line (`python -m sqs_consumer` is the same).
+
+Commands: `run MODULE:ATTR`, `http URL`, `exec -- CMD ARGS...`, `send`, `demo`. A usage
+error (a bad flag or value, an unimportable target, a missing queue) prints one line
+naming the problem and exits 2. Only the command that runs imports what it needs, so
+`--help` and `import sqs_consumer` stay light.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-__all__ = ["main"]
+from .config import ConfigError, Setting, cli_settings, option_settings
+
+__all__ = ["build_parser", "main"]
+
+PROG = "sqs-consumer"
+URL_SETTING = Setting(
+    "url", str, "the worker URL (sqsd's INVOKER_URL)", "URL", is_option=False
+)  # `http` only: a setting so that sqsd's .env can give it
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sqs-consumer",
-        description="Turn one handler function into a production Amazon SQS consumer.",
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.HelpFormatter(prog, max_help_position=34)
+
+
+def _add_settings(parser: argparse.ArgumentParser, *, batch: bool) -> None:
+    files = parser.add_argument_group(
+        "configuration (precedence: flag > environment > env file > TOML)"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    files.add_argument(
+        "--config", metavar="FILE.toml", help="read settings from a [consumer] table"
+    )
+    files.add_argument(
+        "-e",
+        "--env-file",
+        metavar="FILE",
+        help="read SQS_CONSUMER_* (and, for http, sqsd's names) from a dotenv file",
+    )
+    for setting in cli_settings():
+        if setting.name == "no_retry":
+            files.add_argument(
+                "--no-retry",
+                dest="set__no_retry",
+                action="store_const",
+                const="true",
+                default=argparse.SUPPRESS,
+                help=setting.help,
+            )
+        else:
+            _add_setting(files, setting)
+    options = parser.add_argument_group("consumer options (each also SQS_CONSUMER_<NAME>)")
+    for setting in option_settings(batch=batch):
+        if setting.name == "batch":
+            options.add_argument(
+                "--batch",
+                dest="set__batch",
+                action="store_const",
+                const="true",
+                default=argparse.SUPPRESS,
+                help=setting.help,
+            )
+        elif setting.name == "region_name":
+            _add_setting(options, setting, "--region")
+        else:
+            _add_setting(options, setting)
+
+
+def _add_setting(group: argparse._ArgumentGroup, setting: Setting, *aliases: str) -> None:
+    group.add_argument(
+        *aliases,
+        setting.flag,
+        dest=f"set__{setting.name}",
+        metavar=setting.metavar,
+        default=argparse.SUPPRESS,  # absent flags stay absent: lower layers then apply
+        help=setting.help,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: every command, flag and help text."""
+    parser = _Parser(
+        prog=PROG,
+        description="Turn one handler function into a production Amazon SQS consumer.",
+        formatter_class=_formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+
+    run = commands.add_parser(
+        "run",
+        help="consume a queue with a Python handler (MODULE:ATTR)",
+        description="Import MODULE (the current directory is on sys.path) and consume the queue with ATTR: a function (sync or async), a Router, a LambdaHandler or an @sqs_handler function.",
+        formatter_class=_formatter,
+    )
+    run.add_argument("target", metavar="MODULE:ATTR", help="e.g. jobs:handle")
+    _add_settings(run, batch=True)
+
+    http = commands.add_parser(
+        "http",
+        help="POST each message to a worker URL (Elastic Beanstalk sqsd)",
+        description="POST each message body to a worker URL with Elastic Beanstalk sqsd's headers; 2xx acknowledges, anything else fails the message. Reads taiyoh/sqsd's .env with -e.",
+        formatter_class=_formatter,
+    )
+    http.add_argument(
+        "url",
+        metavar="URL",
+        nargs="?",
+        help="the worker, e.g. http://127.0.0.1:8080/jobs (or INVOKER_URL)",
+    )
+    _add_settings(http, batch=False)
+
+    exec_ = commands.add_parser(
+        "exec",
+        help="run a command per message (body on stdin)",
+        usage=f"{PROG} exec [options] -- CMD [ARGS...]",
+        description="Run CMD once per message, without a shell: the body on stdin, SQS_MESSAGE_ID, SQS_RECEIVE_COUNT, SQS_QUEUE_URL, SQS_MESSAGE_GROUP_ID and SQS_ATTR_<NAME> in its environment; exit 0 acknowledges.",
+        formatter_class=_formatter,
+    )
+    exec_.add_argument(
+        "command_line", metavar="CMD", nargs="+", help="the command and its arguments (after --)"
+    )
+    _add_settings(exec_, batch=False)
+
+    send = commands.add_parser(
+        "send",
+        help="send one message per input line",
+        description="Send one message per line of FILE (or stdin), in batches of 10; JSON lines are sent as they are.",
+        formatter_class=_formatter,
+    )
+    send.add_argument(
+        "file", metavar="FILE", nargs="?", default="-", help="input file (default: stdin)"
+    )
+    send.add_argument(
+        "--queue-url",
+        dest="set__queue_url",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="the queue (or SQS_CONSUMER_QUEUE_URL)",
+    )
+    send.add_argument(
+        "--endpoint-url",
+        dest="set__endpoint_url",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="SQS endpoint (or SQS_CONSUMER_ENDPOINT_URL)",
+    )
+    send.add_argument(
+        "--region",
+        "--region-name",
+        dest="set__region_name",
+        metavar="REGION",
+        default=argparse.SUPPRESS,
+        help="AWS region (or SQS_CONSUMER_REGION_NAME)",
+    )
+    send.add_argument("--group-id", metavar="ID", help="MessageGroupId (FIFO queues)")
+    send.add_argument("--delay", metavar="SECONDS", type=_delay, help="delay each message, 0-900 s")
+    send.add_argument(
+        "--attribute",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        type=_attribute,
+        help="a string attribute on every message (repeatable)",
+    )
+    send.add_argument(
+        "--config", metavar="FILE.toml", help="read queue_url etc. from a [consumer] table"
+    )
+    send.add_argument(
+        "-e", "--env-file", metavar="FILE", help="read SQS_CONSUMER_* from a dotenv file"
+    )
+
     demo = commands.add_parser(
         "demo",
-        help="consume messages from the embedded in-memory queue with both strategies",
-        description="Send messages to memory://demo and consume them with each worker strategy.",
+        help="both strategies on the embedded in-memory queue",
+        description="Send messages to memory://demo and consume them with each worker strategy, with a live view on a terminal.",
+        formatter_class=_formatter,
     )
-    demo.add_argument("--messages", type=_positive_int, default=2000, help="messages to send")
-    demo.add_argument("--concurrency", type=_positive_int, default=50, help="handlers at once")
+    demo.add_argument(
+        "--messages", type=_positive_int, default=2000, help="messages per strategy (default 2000)"
+    )
+    demo.add_argument(
+        "--concurrency", type=_positive_int, default=50, help="handlers at once (default 50)"
+    )
+    demo.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain lines, no live view (also with CI=true or no terminal)",
+    )
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sqs-consumer")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
 
 
 def _positive_int(text: str) -> int:
@@ -35,14 +221,44 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _delay(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 900:
+        raise argparse.ArgumentTypeError(f"expected whole seconds from 0 to 900, got {text!r}")
+    return value
+
+
+def _attribute(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for usage errors)."""
-    args = _parser().parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
 
-        return run_demo(messages=args.messages, concurrency=args.concurrency)
-    return 2  # pragma: no cover - argparse rejects unknown commands first
+            return run_demo(messages=args.messages, concurrency=args.concurrency, plain=args.plain)
+        if args.command == "send":
+            from .send import run_send
+
+            return run_send(args)
+        from .commands import run_consumer
+
+        return run_consumer(args, arguments)
+    except ConfigError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:  # e.g. Ctrl-C during start-up, before signals are handled
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,14 @@
-"""`sqs-consumer demo`: the consumer on the embedded in-memory queue, both strategies."""
+"""`sqs-consumer demo`: the consumer on the embedded in-memory queue, both strategies.
+
+On a terminal (and with rich, the `cli` extra) a live view shows what the consumer is doing
+while it runs; with `CI=true`, `--plain`, no terminal or no rich it prints plain lines.
+"""
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 import time
 
 import anyio
@@ -13,12 +19,16 @@ from ..errors import Retry
 from ..message import Message
 from ..options import ConsumerOptions
 from ..retry import ExponentialBackoff
+from ..stats import Stats
 from ..testing import MemorySQS
+from .live import PlainView, View, rich_view
 
 __all__ = ["run_demo"]
 
 QUEUE_URL = "memory://demo"
 FAIL_EVERY = 50  # one message in 50 fails its first delivery, to show retries
+SAMPLE = 0.1  # seconds between two looks at stats() for the view
+HEADER = ["strategy", "msgs/s", "received", "succeeded", "failed", "deleted", "peak", "secs"]
 
 
 @attrs.define
@@ -39,7 +49,28 @@ def _send(memory: MemorySQS, count: int) -> None:
         memory.send_message_batch(QueueUrl=QUEUE_URL, Entries=entries)
 
 
-async def _consume(memory: MemorySQS, worker: str, count: int, concurrency: int) -> list[str]:
+def figures(stats: Stats, done: int, total: int) -> dict[str, int]:
+    """What the view shows, from one stats() snapshot (prefetched: 0 until stats() has it)."""
+    return {
+        "done": done,
+        "total": total,
+        "in_flight": stats.in_flight,
+        "busy": stats.busy,
+        "workers": stats.workers,
+        "idle_workers": stats.idle_workers,
+        "waiting": stats.waiting,
+        "prefetched": int(stats.as_dict().get("prefetched", 0)),
+        "pollers": stats.pollers,
+        "received": stats.received,
+        "succeeded": stats.succeeded,
+        "failed": stats.failed,
+        "deleted": stats.deleted,
+    }
+
+
+async def _consume(
+    memory: MemorySQS, worker: str, count: int, concurrency: int, view: View
+) -> list[str]:
     tally = _Tally(total=count)
 
     async def handle(message: Message) -> None:
@@ -47,7 +78,7 @@ async def _consume(memory: MemorySQS, worker: str, count: int, concurrency: int)
         tally.running += 1
         tally.peak_running = max(tally.peak_running, tally.running)
         try:
-            await anyio.sleep(random.uniform(0.001, 0.01))  # pretend to call a service
+            await anyio.sleep(random.uniform(0.02, 0.18))  # pretend to call a service
             if job % FAIL_EVERY == 0 and message.receive_count == 1:
                 raise Retry(delay=1)
         finally:
@@ -62,17 +93,25 @@ async def _consume(memory: MemorySQS, worker: str, count: int, concurrency: int)
         worker=worker,  # type: ignore[arg-type]
         concurrency=concurrency,
         wait_time_seconds=1,
+        pool_idle_timeout=1.0,  # so that the pool is seen shrinking as the queue empties
         retry=ExponentialBackoff(initial=1),
     )
     consumer = Consumer(handle, options)
     started = time.perf_counter()
+    view.begin(worker, count)
     async with anyio.create_task_group() as tg:
         tg.start_soon(consumer.run)
         with anyio.fail_after(50):
-            await tally.finished.wait()
+            while not tally.finished.is_set():
+                view.update(
+                    time.perf_counter() - started, figures(consumer.stats(), len(tally.done), count)
+                )
+                with anyio.move_on_after(SAMPLE):
+                    await tally.finished.wait()
         consumer.stop()
     elapsed = time.perf_counter() - started
     s = consumer.stats()
+    view.end(elapsed, figures(s, len(tally.done), count))
     return [
         worker,
         f"{count / elapsed:,.0f}",
@@ -85,24 +124,27 @@ async def _consume(memory: MemorySQS, worker: str, count: int, concurrency: int)
     ]
 
 
-def run_demo(*, messages: int = 2000, concurrency: int = 50) -> int:
+def _wants_plain(plain: bool) -> bool:
+    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    return plain or ci or not sys.stdout.isatty()
+
+
+def run_demo(*, messages: int = 2000, concurrency: int = 50, plain: bool = False) -> int:
     """Send `messages` to memory://demo and consume them with each strategy; print a summary."""
+    view: View = (None if _wants_plain(plain) else rich_view()) or PlainView()
     memory = MemorySQS.shared()
     memory.create_queue(QueueName="demo")
-    header = ["strategy", "msgs/s", "received", "succeeded", "failed", "deleted", "peak", "secs"]
     rows = []
     for worker in ("semaphore", "pool"):
         _send(memory, messages)
-        print(f"{worker}: {messages} messages sent to {QUEUE_URL}, consuming...", flush=True)
-        rows.append(anyio.run(_consume, memory, worker, messages, concurrency))
+        view.note(f"{worker}: {messages} messages sent to {QUEUE_URL}, consuming...")
+        rows.append(anyio.run(_consume, memory, worker, messages, concurrency, view))
         left = memory.counts(QUEUE_URL)
-        print(f"{worker}: done, queue now holds {sum(left.values())} messages", flush=True)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print()
-    for row in [header, *rows]:
-        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
-    print(
-        f"\nEvery message was handled and deleted; 1 in {FAIL_EVERY} failed once and came back "
-        f"via Retry(delay=1), so each run includes that 1 s wait. Concurrency limit: {concurrency}."
+        view.note(f"{worker}: done, queue now holds {sum(left.values())} messages")
+    view.summary(
+        HEADER,
+        rows,
+        f"Every message was handled and deleted; 1 in {FAIL_EVERY} failed once and came back "
+        f"via Retry(delay=1), so each run includes that 1 s wait. Concurrency limit: {concurrency}.",
     )
     return 0
