@@ -116,7 +116,9 @@ def run_one(style: harness.Style, quick: bool) -> dict[str, Any]:
         else:
             s["msgs_per_s"] = 0.0
     peaks = {k: max(s[k] for s in samples) for k in ("workers", "waiting", "in_flight")}
-    after_idle = [s["workers"] for s in samples if s["handled"] == sum(n for _, n in plan)]
+    # Workers left just before the second burst: how many retired over the idle spell.
+    second_at = events[-1]["t"] if len(events) > len(plan) else float("inf")
+    after_idle = [s["workers"] for s in samples if s["t"] < second_at]
     return {
         "style": style,
         "strategy": "pool",

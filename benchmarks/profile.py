@@ -49,6 +49,7 @@ from typing import Any  # noqa: E402
 import harness  # noqa: E402
 
 CONCURRENCY = 100
+TOP = 12  # functions listed per case, by own time
 CASES = ("async-semaphore", "async-pool", "sync-semaphore", "sync-pool")
 # (stage, path fragments); the first stage with a fragment in the file's path wins.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -165,7 +166,7 @@ def by_stage(stats: pstats.Stats, messages: int) -> tuple[dict[str, float], list
     top = sorted(raw.items(), key=lambda item: item[1][2], reverse=True)[:25]
     functions = [
         {
-            "function": f"{Path(f).name}:{line}({name})" if f != "~" else name,
+            "function": name if f == "~" else f"{'/'.join(Path(f).parts[-2:])}:{line}({name})",
             "stage": stage_of(f) or "C (charged to callers)",
             "us_per_msg": tt / messages * 1e6,
             "calls_per_msg": nc / messages,
@@ -293,7 +294,14 @@ def report(
         f"{case}: {plain['msgs_per_s']:,.0f} msgs/s, {cpu:.1f} CPU us/msg without a profiler "
         f"(under cProfile: {prof['msgs_per_s']:,.0f} msgs/s)"
     )
-    return f"{title}\n{harness.table(rows, header)}"
+    top = [
+        [f"{f['us_per_msg']:.1f}", f"{f['calls_per_msg']:.2f}", f["function"], f["stage"]]
+        for f in prof["top_functions"][:TOP]
+    ]
+    functions = harness.table(top, ["cProfile us/msg", "calls/msg", "function", "stage"])
+    return (
+        f"{title}\n{harness.table(rows, header)}\n\ntop {TOP} functions by own time:\n{functions}"
+    )
 
 
 def markdown(
