@@ -184,9 +184,11 @@ def elasticity(doc: dict[str, Any], out: Path) -> Path:
             ("in_flight", "tab:orange"),
             ("prefetched", "tab:brown"),
         ):
+            if all(s.get(key) is None for s in samples):
+                continue  # a figure this version of the library does not report
             bottom.plot(
                 t,
-                [s[key] for s in samples],
+                [s[key] or 0 for s in samples],
                 label=key.replace("_", " "),
                 color=color,
                 linewidth=1.2,
