@@ -398,18 +398,16 @@ def bare_sync(client: Any, url: str, *, workers: int, messages: int, work: float
 
 
 def bare_async(
-    client: Any, url: str, *, workers: int, messages: int, work: float
+    client: Any, url: str, *, workers: int, messages: int, work: float, inline: bool = False
 ) -> dict[str, Any]:
     """`workers` tasks on one event loop, each: receive 10 -> await the async handler on each ->
-    delete batch. With one worker and no latency the calls are made on the loop itself (the
-    overhead limit); otherwise in threads (anyio.to_thread, as many as workers), as boto3
-    blocks."""
+    delete batch. The SQS calls run in threads (anyio.to_thread, as many as workers), as boto3
+    blocks; with `inline` (one worker, no latency: the overhead limit) on the loop itself."""
     tally = Tally(target=messages)
     handler = make_handler("async", work, tally)
 
     async def main() -> None:
         limiter = anyio.CapacityLimiter(workers)
-        inline = workers == 1
 
         async def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             if inline:
@@ -443,9 +441,14 @@ def bare_async(
     return tally.figures() | {"workers": workers}
 
 
-def bare(style: Style, client: Any, url: str, **kwargs: Any) -> dict[str, Any]:
-    """The bare loop for a handler style."""
-    return (bare_async if style == "async" else bare_sync)(client, url, **kwargs)
+def bare(
+    style: Style, client: Any, url: str, *, inline: bool = False, **kwargs: Any
+) -> dict[str, Any]:
+    """The bare loop for a handler style; `inline`: one loop making its calls directly (no
+    thread at all), the overhead limit over a fake that answers at once."""
+    if style == "async":
+        return bare_async(client, url, inline=inline, **kwargs)
+    return bare_sync(client, url, **kwargs)
 
 
 def warm_up() -> None:
@@ -456,7 +459,7 @@ def warm_up() -> None:
         ours(sqs, url, strategy="semaphore", style=style, concurrency=100, messages=1_000, work=0)
         sqs, url = new_queue()
         fill(sqs, url, 1_000)
-        bare(style, sqs, url, workers=1, messages=1_000, work=0)
+        bare(style, sqs, url, workers=1, messages=1_000, work=0, inline=True)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

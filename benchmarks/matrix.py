@@ -55,7 +55,7 @@ def overhead(quick: bool) -> list[dict[str, Any]]:
         def run_bare(style: Style = style) -> dict[str, Any]:
             sqs, url = harness.new_queue()
             harness.fill(sqs, url, n)
-            return harness.bare(style, sqs, url, workers=1, messages=n, work=0)
+            return harness.bare(style, sqs, url, workers=1, messages=n, work=0, inline=True)
 
         base = _repeat(repeats, run_bare) | {"strategy": "bare", "style": style}
         rows.append(base)
