@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS ?=
 
-.PHONY: demo test lint types unit bench clean
+.PHONY: demo test lint types unit bench bench-quick profile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +35,22 @@ unit: $(STAMP)
 
 test: lint types unit
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/strategies.py
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@ $(STAMP) $(VENV)/.installed
+
+# The whole suite (about 10 minutes on 2 cores); plots go to docs/benchmarks/.
+# `make bench BENCH_ARGS="--endpoint-url http://127.0.0.1:4599"` runs the wire part elsewhere.
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+# A short run (about 2 minutes); plots go to benchmarks/results/plots/.
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench.py --quick $(BENCH_ARGS)
+
+# CPU per message by stage (cProfile, and py-spy where it can attach).
+profile: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/profile.py --py-spy $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

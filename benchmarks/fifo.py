@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import anyio
 import attrs
-from strategies import machine  # benchmarks/ is on sys.path when run as a script
+from harness import machine  # benchmarks/ is on sys.path when run as a script
 
 from sqs_consumer import Consumer, ConsumerOptions, Message
 from sqs_consumer.testing import MemorySQS
