@@ -180,8 +180,9 @@ class FifoGroups:
     message of that group we hold is released unhandled, whichever receive brought it,
     and so is every later one a receive brings before the failed one is back. SQS itself
     delivers nothing of a group while one of its messages is in flight, so there this
-    never triggers; a server with weaker group locking (moto hands out later messages of a
-    group in the scan that finds the failed one visible again) cannot break the order.
+    never triggers; a server with weaker group locking cannot break the order (moto
+    un-blocks a group message by message as a receive's scan finds their visibility
+    lapsed, and can hand out later messages of the group before an earlier one).
     """
 
     pipeline: Pipeline
@@ -217,7 +218,7 @@ class FifoGroups:
         if stop is None:
             return False
         if message.message_id == stop.message_id or anyio.current_time() >= stop.until:
-            del self._stopped[group]  # the failed one is back (first, as SQS orders them)
+            del self._stopped[group]  # it is back (first, as SQS orders them), or long due
             return False
         sequence = _sequence(message)
         if stop.sequence is not None and sequence is not None and sequence < stop.sequence:

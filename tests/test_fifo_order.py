@@ -160,3 +160,27 @@ async def test_later_messages_wait_for_the_failed_one_even_if_the_server_hands_t
     failure = bodies.index("g0-01")
     assert bodies[failure + 1] == "g0-01", bodies  # nothing of the group ran in between
     assert consumer.stats().released > 0
+
+
+async def test_a_dead_lettered_failure_does_not_hold_back_its_group() -> None:
+    """A failure that dead-letters the message (it is gone from the group) lets the job go
+    on with the group's next messages: nothing to wait for, nothing released."""
+    memory = MemorySQS()
+    attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    url = memory.create_queue(QueueName=unique_name() + ".fifo", Attributes=attributes)["QueueUrl"]
+    dlq = memory.create_queue(QueueName=unique_name("dlq"))["QueueUrl"]
+    env = QueueEnv("memory", memory, url, {"client": memory})
+    send_interleaved(env, 1, 5)
+    handled: list[str] = []
+
+    def handle(message: Message) -> None:
+        handled.append(message.body)
+        if message.body == "g0-01":
+            raise RuntimeError("always")
+
+    options = env.options(dead_letter_queue_url=dlq, max_receives=1)
+    consumer = Consumer(handle, options)
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 5)
+    assert handled == [f"g0-{i:02d}" for i in range(5)]
+    assert consumer.stats().dead_lettered == 1 and consumer.stats().released == 0
