@@ -7,6 +7,7 @@ from typing import Any
 
 from .errors import SqsError
 from .message import Message
+from .saferepr import safe_repr
 from .sqs import Sqs
 
 __all__ = ["DeadLetters"]
@@ -53,10 +54,10 @@ class DeadLetters:
             log.error("could not dead-letter message %s: %s", message.message_id, exc)
             return False
         log.warning(
-            "message %s dead-lettered after %d receives: %r",
+            "message %s dead-lettered after %d receives: %s",
             message.message_id,
             message.receive_count,
-            error,
+            safe_repr(error),
         )
         return True
 
@@ -68,7 +69,10 @@ class DeadLetters:
         }
         extra = {
             SOURCE_ATTRIBUTE: self._source_url,
-            ERROR_ATTRIBUTE: repr(error)[:_ERROR_TEXT_LIMIT] if error is not None else "unknown",
+            # A safe repr: the handler's exception class may have a __repr__ that raises.
+            ERROR_ATTRIBUTE: safe_repr(error)[:_ERROR_TEXT_LIMIT]
+            if error is not None
+            else "unknown",
             RECEIVES_ATTRIBUTE: str(message.receive_count),
         }
         for name, text in extra.items():

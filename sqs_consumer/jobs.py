@@ -12,6 +12,7 @@ message and submits jobs to the worker. Three shapes:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from functools import partial
@@ -24,13 +25,15 @@ from .handling import BatchHandling, Handling
 from .leases import Lease, Leases
 from .message import Message
 from .outcome import Fail, Outcome
-from .settle import Settler
+from .settle import Settled, Settler
 from .stats import Counters
 from .telemetry import Telemetry
 from .visibility import VisibilityChanger
 from .workers import Worker
 
 __all__ = ["Batches", "Dispatcher", "FifoGroups", "Pipeline", "PerMessage"]
+
+log = logging.getLogger("sqs_consumer")
 
 
 class Dispatcher(Protocol):
@@ -57,15 +60,23 @@ class Pipeline:
     def lease(self, message: Message, received_at: float) -> Lease:
         return self.leases.add(message, self.lease_seconds, received_at)
 
-    async def settle(self, lease: Lease, outcome: Outcome) -> None:
+    async def settle(self, lease: Lease, outcome: Outcome) -> Settled:
+        """Make the outcome true on the queue; what became of the message."""
         # Out of the registry first, so the heartbeat starts no new extension; then wait
         # for one in flight, so it cannot land after the delete or undo a retry delay.
         # Shielded: the handler's work is done, and a cancellation (shutdown_timeout, a
         # forced stop) must not drop its ack. Both waits are bounded by SQS retry attempts.
         self.leases.remove(lease)
+        settled = Settled(kept=True)
         with anyio.CancelScope(shield=True):
             await lease.wait_extended()
-            await self.settler.settle(lease.message, outcome)
+            try:
+                settled = await self.settler.settle(lease.message, outcome)
+            except Exception:
+                # The settler contains user code's errors; anything left is our bug, and
+                # it must not take the consumer down: the message comes back by itself.
+                log.exception("settling message %s failed", lease.message.message_id)
+        return settled
 
     async def release(self, lease: Lease) -> None:
         """Hand an unhandled message back now (visibility 0), once."""
@@ -89,13 +100,19 @@ class PerMessage:
         # a message not yet leased would get no heartbeat and no release at shutdown.
         leases = [self.pipeline.lease(message, received_at) for message in messages]
         for lease in leases:
-            await self.pipeline.worker.submit(partial(self._job, lease))
+            await self.pipeline.worker.submit(partial(self.run, lease))
 
-    async def _job(self, lease: Lease) -> None:
-        await self.run(lease)
+    async def run(self, lease: Lease) -> None:
+        """Handle and settle one leased message (nothing if it was released unstarted)."""
+        done = await self.handle(lease)
+        if done is not None:
+            await _straggler(done[0])
 
-    async def run(self, lease: Lease) -> Outcome | None:
-        """Handle and settle one leased message; None if it was released unstarted."""
+    async def handle(self, lease: Lease) -> tuple[Outcome, Settled] | None:
+        """Handle and settle one leased message; None if it was released unstarted.
+
+        The caller waits for a timed-out sync handler's thread (`_straggler`) afterwards.
+        """
         if not self.pipeline.leases.start(lease):
             return None  # released unstarted during shutdown
         telemetry = self.pipeline.telemetry
@@ -105,10 +122,12 @@ class PerMessage:
             kind = outcome_kind(outcome)
             span.record_outcome(kind, outcome.error if isinstance(outcome, Fail) else None)
         telemetry.handled(kind, time.monotonic() - started)
-        await self.pipeline.settle(lease, outcome)
-        if isinstance(outcome, Fail) and outcome.straggler is not None:
-            await outcome.straggler.wait()  # the slot stays taken until the thread ends
-        return outcome
+        return outcome, await self.pipeline.settle(lease, outcome)
+
+
+async def _straggler(outcome: Outcome) -> None:
+    if isinstance(outcome, Fail) and outcome.straggler is not None:
+        await outcome.straggler.wait()  # the slot stays taken until the thread ends
 
 
 @attrs.frozen
@@ -142,42 +161,117 @@ class Batches:
             await straggler.wait()  # the slot stays taken until the thread ends
 
 
+_COMEBACK_GRACE = 10.0
+"""Seconds past its due time a FIFO group waits for its failed message to come back."""
+_STOPS_KEPT = 1024  # stopped groups remembered before expired ones are pruned
+
+
+@attrs.frozen(slots=True)
+class _Stop:
+    """A FIFO group whose message failed and is due back: nothing after it may run first."""
+
+    message_id: str
+    sequence: int | None
+    until: float
+    """Clock time after which we stop waiting (it went to another consumer, or was lost)."""
+
+
 @attrs.define
 class FifoGroups:
-    """One job per message group: in order, one at a time, and stop at the first failure."""
+    """One job per message group: in order, one at a time, and stop at the first failure.
+
+    After a failure the group is *stopped* until the failed message comes back: every
+    message of that group we hold is released unhandled, whichever receive brought it,
+    and so is every later one a receive brings before the failed one is back. SQS itself
+    delivers nothing of a group while one of its messages is in flight, so there this
+    never triggers; a server with weaker group locking cannot break the order (moto
+    un-blocks a group message by message as a receive's scan finds their visibility
+    lapsed, and can hand out later messages of the group before an earlier one).
+    """
 
     pipeline: Pipeline
     per_message: PerMessage
     _backlog: dict[str, deque[Lease]] = attrs.field(factory=dict, init=False)
+    _stopped: dict[str, _Stop] = attrs.field(factory=dict, init=False)
 
     async def dispatch(self, messages: list[Message], received_at: float) -> None:
-        # Lease every message before the first submit (which may wait for a free slot):
+        # Lease every message before the first await (a submit may wait for a free slot):
         # a message not yet leased would get no heartbeat and no release at shutdown.
-        new_groups = []
+        new_groups: list[tuple[str, deque[Lease]]] = []
+        early: list[Lease] = []
         for message in messages:
             lease = self.pipeline.lease(message, received_at)
             group = message.group_id or ""
+            if self._waits(group, message):
+                early.append(lease)
+                continue
             backlog = self._backlog.get(group)
             if backlog is not None:  # that group's job exists: it takes this one in turn
                 backlog.append(lease)
                 continue
-            self._backlog[group] = deque([lease])
-            new_groups.append(group)
-        for group in new_groups:
-            await self.pipeline.worker.submit(partial(self._drain, group))
+            backlog = self._backlog[group] = deque([lease])
+            new_groups.append((group, backlog))
+        for lease in early:
+            await self.pipeline.release(lease)
+        for group, backlog in new_groups:
+            await self.pipeline.worker.submit(partial(self._drain, group, backlog))
 
-    async def _drain(self, group: str) -> None:
-        backlog = self._backlog[group]
+    def _waits(self, group: str, message: Message) -> bool:
+        """True if `message` must go back: its group waits for an earlier failed message."""
+        stop = self._stopped.get(group)
+        if stop is None:
+            return False
+        if message.message_id == stop.message_id or anyio.current_time() >= stop.until:
+            del self._stopped[group]  # it is back (first, as SQS orders them), or long due
+            return False
+        sequence = _sequence(message)
+        if stop.sequence is not None and sequence is not None and sequence < stop.sequence:
+            return False  # sent before the failed one (a redelivery): its turn is now
+        log.debug("message %s released: group %r waits for %s", message.message_id, group, stop)
+        return True
+
+    async def _drain(self, group: str, backlog: deque[Lease]) -> None:
         try:
             while backlog:
-                outcome = await self.per_message.run(backlog.popleft())
-                if isinstance(outcome, Fail):
-                    # The failed message comes back first (SQS keeps the group's order);
-                    # what followed it must not run before it does.
-                    while backlog:
-                        await self.pipeline.release(backlog.popleft())
+                lease = backlog.popleft()
+                done = await self.per_message.handle(lease)
+                if done is None:
+                    continue  # released unstarted (shutdown)
+                outcome, settled = done
+                stop = isinstance(outcome, Fail) and settled.kept
+                if stop:
+                    # It comes back first (SQS keeps the group's order): nothing after it
+                    # may run before it does. Detach the backlog before the first await,
+                    # so a receive landing meanwhile meets the stop in dispatch().
+                    self._stop(group, lease, settled)
+                    self._forget(group, backlog)
+                    held = list(backlog)
+                    backlog.clear()
+                    for later in held:
+                        await self.pipeline.release(later)
+                await _straggler(outcome)
+                if stop:
+                    return
         finally:
+            self._forget(group, backlog)
+
+    def _stop(self, group: str, lease: Lease, settled: Settled) -> None:
+        now = anyio.current_time()
+        due = now + settled.delay if settled.delay is not None else max(now, lease.visible_at)
+        if len(self._stopped) >= _STOPS_KEPT:
+            self._stopped = {g: s for g, s in self._stopped.items() if s.until > now}
+        message = lease.message
+        self._stopped[group] = _Stop(message.message_id, _sequence(message), due + _COMEBACK_GRACE)
+
+    def _forget(self, group: str, backlog: deque[Lease]) -> None:
+        if self._backlog.get(group) is backlog:  # not a newer job's
             del self._backlog[group]
+
+
+def _sequence(message: Message) -> int | None:
+    """The FIFO SequenceNumber (it grows within a group), if the receive returned it."""
+    text = message.attributes.get("SequenceNumber")
+    return int(text) if text is not None and text.isdigit() else None
 
 
 def outcome_kind(outcome: Outcome) -> str:

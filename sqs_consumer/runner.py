@@ -22,6 +22,7 @@ __all__ = ["SqsRunner"]
 log = logging.getLogger("sqs_consumer")
 
 _SHORT_POLL_PAUSE = 0.2
+_HELD_GROUPS_REPOLL = 1.0  # seconds: see SqsRunner._holding_groups
 
 
 class Acks(Protocol):
@@ -169,9 +170,10 @@ class SqsRunner:
                     await self._wait_for_free()
                     continue
                 ask = min(self._batch, free)
+                holding = self._holding_groups()
                 sent_at = anyio.current_time()
                 try:
-                    raw = await self._receive_some(ask)
+                    raw = await self._receive_some(ask, short=holding)
                 except SqsError as exc:
                     log.error("receiving from %s failed: %s", self._queue_url, exc)
                     self._on_fatal(exc)
@@ -186,21 +188,41 @@ class SqsRunner:
                     await self._dispatch([Message.from_sqs(m, queue_url=url) for m in raw], sent_at)
                 if self._auto and not self._keep_polling(ask, len(raw), free):
                     return
-                if not raw and self._receive.get("WaitTimeSeconds", 0) == 0:
+                if raw:
+                    continue
+                if holding:
+                    with anyio.move_on_after(_HELD_GROUPS_REPOLL):
+                        await self._acks.wait_deleted()  # a delete may free one of our groups
+                elif self._receive.get("WaitTimeSeconds", 0) == 0:
                     # Short polling on an empty queue: pause rather than spin on ReceiveMessage.
                     await anyio.sleep(_SHORT_POLL_PAUSE)
         finally:
             self._pollers -= 1
 
-    async def _receive_some(self, ask: int) -> list[Any]:
+    def _holding_groups(self) -> bool:
+        """FIFO: True while we hold messages (handling, waiting their turn or being deleted).
+
+        SQS returns nothing more of a message group while one of its messages is in flight,
+        and a long poll sent then need not notice the group come free when we delete them:
+        moto's server decides which groups are blocked once per ReceiveMessage, so that poll
+        stays blind to every group we hold for its whole WaitTimeSeconds (20 s by default)
+        while their next messages wait (and it spins on them). So while we hold messages a
+        FIFO receive does not wait; an empty one is tried again when a delete call of ours
+        completes (that is what frees a group we hold) or after `_HELD_GROUPS_REPOLL`
+        (another group may have new messages, a failed message may be visible again).
+        """
+        return self._fifo and bool(len(self._leases) or self._acks.outstanding())
+
+    async def _receive_some(self, ask: int, *, short: bool = False) -> list[Any]:
         self._asked += ask
+        options = {**self._receive, "WaitTimeSeconds": 0} if short else self._receive
         try:
             raw = await self._sqs.receive(
                 self._release,
                 on_abandoned=self._hand_back,
                 attempt_id=self._fifo,
                 MaxNumberOfMessages=ask,
-                **self._receive,
+                **options,
             )
         finally:
             self._asked -= ask

@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import numbers
+from typing import Any
+
+import attrs
 
 from .deadletter import DeadLetters
 from .errors import Retry
 from .harvester import Harvester
 from .message import Message
 from .outcome import Ack, Fail, Outcome
-from .retry import RetryPolicy
+from .retry import ExponentialBackoff, RetryPolicy
+from .saferepr import safe_repr
 from .stats import Counters
 from .telemetry import Telemetry
 from .visibility import VisibilityChanger, whole_seconds
 
-__all__ = ["Settler"]
+__all__ = ["Settled", "Settler"]
 
 log = logging.getLogger("sqs_consumer")
+
+_DEFAULT_RETRY = ExponentialBackoff()
+
+
+@attrs.frozen(slots=True)
+class Settled:
+    """What settling did to the message on the queue."""
+
+    kept: bool
+    """The message is still on the queue and comes back (False: deleted or dead-lettered)."""
+    delay: int | None = None
+    """Seconds until it is visible again; None: when its current visibility timeout ends."""
+
+
+_GONE = Settled(kept=False)
 
 
 class Settler:
@@ -47,51 +69,117 @@ class Settler:
         self._retry = retry
         self._dead_letters = dead_letters
         self._counters = counters
+        self._policy_failed = False  # a broken retry policy is logged in full once
 
-    async def settle(self, message: Message, outcome: Outcome) -> None:
-        """Make `outcome` happen for `message`; only a dead-letter send waits for SQS."""
+    async def settle(self, message: Message, outcome: Outcome) -> Settled:
+        """Make `outcome` happen for `message`; only a dead-letter send waits for SQS.
+
+        Never raises for what user code did: a retry policy that raises or returns no
+        usable delay gets the default backoff, an error that cannot be formatted is shown
+        by a safe repr. Settling is what makes the message's fate true on the queue; if it
+        raised, the message would be neither acked nor released.
+        """
         if isinstance(outcome, Ack):
             if outcome.discarded:
                 self._counters.discarded += 1
             else:
                 self._counters.succeeded += 1
             self._harvester.ack(message.receipt_handle)
-            return
+            return _GONE
         self._counters.failed += 1
         if outcome.timed_out:
             self._counters.timed_out += 1
         if await self._dead_letter(message, outcome):
-            return
-        self._retry_later(message, outcome)
+            return _GONE
+        return Settled(kept=True, delay=self._retry_later(message, outcome))
 
     async def _dead_letter(self, message: Message, outcome: Fail) -> bool:
         """Send to the DLQ if this was the last allowed receive; True once it is there."""
         if self._dead_letters is None or not self._dead_letters.due(message):
             return False
-        if not await self._dead_letters.send(message, outcome.error):
+        try:
+            sent = await self._dead_letters.send(message, outcome.error)
+        except Exception:  # not an SQS failure (those return False): still keep the message
+            _log(
+                logging.ERROR, "could not dead-letter message %s", message.message_id, exc_info=True
+            )
+            sent = False
+        if not sent:
             return False  # not in the DLQ: keep it in the queue, it comes back
         self._counters.dead_lettered += 1
         self._telemetry.dead_lettered()
         self._harvester.ack(message.receipt_handle)
         return True
 
-    def _retry_later(self, message: Message, outcome: Fail) -> None:
-        delay: int | None = None
-        if outcome.delay is not None:
-            delay = whole_seconds(outcome.delay)
-        elif self._retry is not None:
-            delay = whole_seconds(self._retry.delay(message.receive_count))
+    def _retry_later(self, message: Message, outcome: Fail) -> int | None:
+        delay = self._delay(message, outcome)
         # A deliberate Retry is routine; anything else is worth a warning.
         level = logging.INFO if isinstance(outcome.error, Retry) else logging.WARNING
-        log.log(
+        _log(
             level,
-            "message %s failed on receive %d: %r%s",
+            "message %s failed on receive %d: %s%s",
             message.message_id,
             message.receive_count,
-            outcome.error,
+            safe_repr(outcome.error),
             "" if delay is None else f"; retry in {delay} s",
         )
         if delay is not None:
             self._counters.retried += 1
             self._telemetry.retried()
             self._visibility.change(message.receipt_handle, delay)
+        return delay
+
+    def _delay(self, message: Message, outcome: Fail) -> int | None:
+        """Whole seconds until the retry (None: leave it to the visibility timeout)."""
+        if outcome.delay is not None:
+            seconds = _seconds(outcome.delay)
+            if seconds is not None:
+                return seconds
+        if self._retry is None:
+            return None
+        count = message.receive_count
+        try:
+            value: Any = self._retry.delay(count)
+        except Exception as exc:
+            self._policy_broke(f"raised {safe_repr(exc)}", exc)
+        else:
+            seconds = _seconds(value)
+            if seconds is not None:
+                return seconds
+            self._policy_broke(f"returned {safe_repr(value)}, not a number of seconds >= 0")
+        return whole_seconds(_DEFAULT_RETRY.delay(count))
+
+    def _policy_broke(self, what: str, exc: BaseException | None = None) -> None:
+        # Logged in full once: a policy that is broken for one message usually is for all.
+        first = not self._policy_failed
+        self._policy_failed = True
+        _log(
+            logging.ERROR if first else logging.DEBUG,
+            "retry policy %s.delay() %s; using the default backoff instead%s",
+            getattr(type(self._retry), "__qualname__", "RetryPolicy"),
+            what,
+            " (repeats are logged at debug level)" if first else "",
+            exc_info=exc if first else None,
+        )
+
+
+def _seconds(value: Any) -> int | None:
+    """A delay as whole seconds within SQS's range, or None for a negative, NaN or non-number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        seconds = float(value)
+    except Exception:  # a Real whose __float__ is broken
+        return None
+    if math.isnan(seconds) or seconds < 0:
+        return None
+    return whole_seconds(min(seconds, 43200.0))  # +inf: as long as SQS allows
+
+
+def _log(
+    level: int, message: str, *args: object, exc_info: BaseException | bool | None = None
+) -> None:
+    """Log without ever raising: a failing log handler or filter must not stop a settle."""
+    # Nowhere is left to report a failure of the logging itself; the settle goes on.
+    with contextlib.suppress(Exception):
+        log.log(level, message, *args, exc_info=exc_info)

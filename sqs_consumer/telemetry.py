@@ -32,6 +32,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from .errors import Discard
 from .message import Message
+from .saferepr import safe_str
 from .stats import Stats
 
 __all__ = ["OUTCOMES", "SpanScope", "Telemetry", "producer_contexts", "xray_span_context"]
@@ -183,9 +184,16 @@ class _RecordingScope(SpanScope):
             self._fail(error)
 
     def _fail(self, error: BaseException) -> None:
-        self._span.record_exception(error)
+        # The SDK's record_exception calls str(error): a handler's exception whose __str__
+        # raises must still leave a failed span, not crash the job before it settles.
+        try:
+            self._span.record_exception(error)
+        except Exception:
+            self._span.add_event("exception", {"exception.type": type(error).__qualname__})
         self._span.set_attribute("error.type", type(error).__qualname__)
-        self._span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        self._span.set_status(
+            Status(StatusCode.ERROR, f"{type(error).__name__}: {safe_str(error)}")
+        )
 
 
 class _Instruments:
