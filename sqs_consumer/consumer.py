@@ -22,11 +22,12 @@ from .batch import is_batch_handler
 from .checks import generator_problem, positional_problem
 from .deadletter import DeadLetters
 from .errors import ConsumerStateError, QueueCheckError
+from .flow import Feed, Prefetch
 from .handling import BatchHandling, Handling
 from .harvester import Harvester
 from .health import HealthState, StatsServer
 from .heartbeat import Heartbeat, derive_interval
-from .jobs import Dispatcher, FifoGroups, Pipeline, dispatcher_for
+from .jobs import Batches, Dispatcher, FifoGroups, Pipeline, dispatcher_for
 from .leases import Lease, Leases
 from .message import Message
 from .options import ConsumerOptions
@@ -48,6 +49,10 @@ log = logging.getLogger("sqs_consumer")
 
 _NO_WORKER = WorkerStats(workers=0, busy=0, idle_workers=0, waiting=0, capacity=0)
 _BATCH_SENDS = 8  # concurrent DeleteMessageBatch / ChangeMessageVisibilityBatch calls
+# Acks waiting for their delete before receiving pauses (a delete outage must not grow
+# memory): a few round trips' worth of deletes at full speed.
+_UNCONFIRMED_PER_SLOT = 10
+_MIN_UNCONFIRMED = 100
 
 
 class State(enum.Enum):
@@ -234,8 +239,15 @@ class Consumer:
             if self._state is not State.RUNNING:
                 return
             self._state = State.STOPPING
+        self._in_loop(self._begin_stop)
+
+    def _begin_stop(self) -> None:
+        # On the loop, at once: no prefetched message starts after stop() (shutdown
+        # releases them), even one a slot frees for before the shutdown task runs.
+        if self._parts is not None:
+            self._parts.leases.close()
         assert self._stopped is not None
-        self._in_loop(self._stopped.set)
+        self._stopped.set()
 
     def _force(self) -> None:
         self._forced = True
@@ -275,12 +287,15 @@ class Consumer:
             if opts.stats_port is not None:
                 # First, so a port already in use fails start() before any message moves.
                 server = StatsServer(
-                    opts.stats_port, stats=lambda: self.stats().as_dict(), healthy=self.healthy
+                    opts.stats_port,
+                    stats=lambda: self.stats().as_dict(),
+                    healthy=self.healthy,
+                    host=opts.stats_host,
                 )
                 try:
                     self._stats_port = await tg.start(server.serve)
                 except OSError as exc:
-                    raise _stats_port_error(opts.stats_port, exc) from exc
+                    raise _stats_port_error(opts.stats_port, opts.stats_host, exc) from exc
             await tg.start(parts.harvester.run)
             await tg.start(parts.visibility.run)
             await tg.start(parts.worker.serve)
@@ -294,6 +309,7 @@ class Consumer:
                 # cancelled too, so send what is queued from here, shielded, before going.
                 with anyio.CancelScope(shield=True):
                     self._health.stopping()
+                    parts.leases.close()
                     await parts.runner.aclose()
                     await self._release(parts, list(parts.leases))
                     await parts.harvester.drain_here()
@@ -371,8 +387,9 @@ class Consumer:
             counters=self._counters,
             on_fatal=self._on_fatal,
         )
+        feed = Feed(worker)
         pipeline = Pipeline(
-            worker=worker,
+            worker=feed,
             leases=leases,
             settler=settler,
             visibility=visibility,
@@ -381,7 +398,7 @@ class Consumer:
             lease_seconds=lease_seconds,
         )
         dispatcher, per_job = dispatcher_for(pipeline, self._handling(), fifo=queue.fifo)
-        runner = self._runner(sqs, queue, pipeline, harvester, dispatcher, per_job)
+        runner = self._runner(sqs, queue, pipeline, worker, feed, harvester, dispatcher, per_job)
         return _Parts(
             queue=queue,
             worker=worker,
@@ -465,28 +482,44 @@ class Consumer:
         sqs: Sqs,
         queue: QueueInfo,
         pipeline: Pipeline,
+        worker: Worker,
+        feed: Feed,
         harvester: Harvester,
         dispatcher: Dispatcher,
         per_job: int,
     ) -> SqsRunner:
         opts = self.options
+        leases = pipeline.leases
+        prefetch = Prefetch(
+            opts.prefetch,
+            concurrency=opts.concurrency,
+            done=lambda: leases.finished,
+            # Before anything is measured: one receive's worth, no more than the slots.
+            initial=min(opts.batch_size, opts.concurrency),
+        )
         receive_options: dict[str, Any] = {"WaitTimeSeconds": opts.wait_time_seconds}
         if opts.visibility_timeout is not None:
             receive_options["VisibilityTimeout"] = opts.visibility_timeout
         return SqsRunner(
             sqs,
-            pipeline.worker,
+            worker,
             harvester,
             queue_url=queue.url,
             dispatch=dispatcher.dispatch,
             leases=pipeline.leases,
             limit=self._held_limit(dispatcher),
+            prefetch=prefetch,
+            feed=feed,
+            unconfirmed_limit=max(_MIN_UNCONFIRMED, _UNCONFIRMED_PER_SLOT * opts.concurrency),
             per_job=min(per_job, opts.batch_size),
             fifo=queue.fifo,
             release=partial(self._release_now, sqs.client, queue.url),
             hand_back=partial(self._hand_back, pipeline.visibility),
             receive_options=receive_options,
-            batch_size=opts.batch_size,
+            # A batch is one receive, and counts as its size against concurrency.
+            batch_size=min(opts.batch_size, opts.concurrency)
+            if isinstance(dispatcher, Batches)
+            else opts.batch_size,
             max_pollers=opts.max_pollers(),
             auto=opts.pollers == "auto",
             counters=self._counters,
@@ -502,6 +535,7 @@ class Consumer:
 
     def _release_now(self, client: SqsClient, queue_url: str, raw: list[Any]) -> None:
         """Hand back messages a cancelled long poll returned (runs in that poll's thread)."""
+        self._counters.received += len(raw)  # received, then released: the counts add up
         for start in range(0, len(raw), 10):
             chunk = raw[start : start + 10]
             entries = [
@@ -521,8 +555,9 @@ class Consumer:
         # 1. Stop receiving at once (and say so on /healthz), and wait for the receive
         #    loops to end, so nothing is leased after this. A long poll in flight is
         #    abandoned; whatever it still returns is released from its thread, so no message
-        #    waits out a visibility timeout.
+        #    waits out a visibility timeout. No prefetched message starts from now on.
         self._health.stopping()
+        parts.leases.close()
         await parts.runner.aclose()
         # 2. Messages received but not started go back now (visibility 0): another consumer
         #    can start them while we finish the rest.
@@ -561,6 +596,8 @@ class Consumer:
             parts.worker.stats(),
             in_flight=len(parts.leases),
             pollers=parts.runner.pollers,
+            prefetched=parts.leases.unstarted,
+            deleting=parts.harvester.outstanding(),
         )
 
     def __repr__(self) -> str:
@@ -610,10 +647,10 @@ def _running_event_loop() -> str | None:
     return None
 
 
-def _stats_port_error(port: int, exc: OSError) -> OSError:
+def _stats_port_error(port: int, host: str, exc: OSError) -> OSError:
     """The bind failure, as an OSError still, but naming the option that chose the port."""
     if exc.errno == errno.EADDRINUSE:
-        why = "is already in use on 127.0.0.1 (choose another port, or 0 for a free one)"
+        why = f"is already in use on {host} (choose another port, or 0 for a free one)"
     else:
-        why = f"cannot be served on 127.0.0.1: {exc.strerror or exc}"
+        why = f"cannot be served on {host} (stats_host): {exc.strerror or exc}"
     return OSError(exc.errno, f"ConsumerOptions.stats_port={port} {why}")

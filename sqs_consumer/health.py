@@ -1,4 +1,4 @@
-"""`/healthz` and `/stats` over a minimal HTTP/1.1 server on 127.0.0.1, and `HealthState`.
+"""`/healthz` and `/stats` over a minimal HTTP/1.1 server (127.0.0.1 unless told otherwise), and `HealthState`.
 
 The server is a task in the consumer's task group, written on anyio streams (no
 third-party server, no threads): it reads one request head under a size cap and a read
@@ -129,7 +129,7 @@ class _BadRequest(Exception):
 
 
 class StatsServer:
-    """Serve `GET /healthz` and `GET /stats` on 127.0.0.1 (HEAD too).
+    """Serve `GET /healthz` and `GET /stats` on `host` (127.0.0.1 by default; HEAD too).
 
     `/healthz` answers 200 `ok` while `healthy()` is true, else 503 `unhealthy`;
     `/stats` answers 200 with `stats()` as JSON. Other paths get 404, other methods 405.
@@ -138,6 +138,7 @@ class StatsServer:
         port: the TCP port; 0 picks a free one (`serve()` reports which).
         stats: returns the figures for `/stats` (e.g. `lambda: consumer.stats().as_dict()`).
         healthy: returns whether `/healthz` says 200.
+        host: the address to listen on ("0.0.0.0" in a container, for the kubelet's probes).
         read_timeout: seconds a client has to send its request head.
         max_request_bytes: the largest request head accepted (431 beyond).
     """
@@ -148,17 +149,19 @@ class StatsServer:
         *,
         stats: Callable[[], Mapping[str, Any]],
         healthy: Callable[[], bool],
+        host: str = "127.0.0.1",
         read_timeout: float = 5.0,
         max_request_bytes: int = 8192,
     ) -> None:
         self.port = port
+        self.host = host
         self._stats = stats
         self._healthy = healthy
         self._read_timeout = read_timeout
         self._max_request_bytes = max_request_bytes
 
     async def serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen on 127.0.0.1 and answer requests until cancelled.
+        """Listen on `host` and answer requests until cancelled.
 
         Args:
             task_status: receives the bound port once the server listens.
@@ -166,10 +169,10 @@ class StatsServer:
         Raises:
             OSError: the port cannot be bound (e.g. it is in use).
         """
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
         async with listener:
             port = listener.extra(SocketAttribute.local_port)
-            log.info("serving /healthz and /stats on http://127.0.0.1:%d", port)
+            log.info("serving /healthz and /stats on http://%s:%d", self.host, port)
             task_status.started(port)
             await listener.serve(self._answer)
 

@@ -29,7 +29,7 @@ from .settle import Settled, Settler
 from .stats import Counters
 from .telemetry import Telemetry
 from .visibility import VisibilityChanger
-from .workers import Worker
+from .workers import Job
 
 __all__ = ["Batches", "Dispatcher", "FifoGroups", "Pipeline", "PerMessage"]
 
@@ -44,11 +44,19 @@ class Dispatcher(Protocol):
         ...
 
 
+class JobQueue(Protocol):
+    """Protocol: where jobs go (the runner's `Feed`, or a `Worker` itself)."""
+
+    async def submit(self, job: Job) -> None:
+        """Hand a job over."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class Pipeline:
     """What every job needs: the registry, the settler and the way to hand messages back."""
 
-    worker: Worker
+    worker: JobQueue
     leases: Leases
     settler: Settler
     visibility: VisibilityChanger

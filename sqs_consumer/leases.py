@@ -44,9 +44,17 @@ class Leases:
         self._leases: dict[str, Lease] = {}
         self._accepting = True
         self._removed: anyio.Event | None = None  # set when a lease goes (someone waits)
+        self._started = 0  # leases held whose handler has begun
+        self.finished = 0
+        """Leases removed so far (settled or released): the handling rate is read from it."""
 
     def __len__(self) -> int:
         return len(self._leases)
+
+    @property
+    def unstarted(self) -> int:
+        """Leases held whose handler has not begun (prefetched, waiting for a slot)."""
+        return len(self._leases) - self._started
 
     def __iter__(self) -> Iterator[Lease]:
         return iter(list(self._leases.values()))
@@ -65,7 +73,9 @@ class Leases:
         """Mark the lease started; False if it was released or starts are closed (shutdown)."""
         if not self._accepting or lease.message.receipt_handle not in self._leases:
             return False
-        lease.started = True
+        if not lease.started:
+            lease.started = True
+            self._started += 1
         return True
 
     def __contains__(self, lease: Lease) -> bool:
@@ -75,6 +85,9 @@ class Leases:
         """Forget a lease (its message is being settled); False if it was already gone."""
         if self._leases.pop(lease.message.receipt_handle, None) is None:
             return False
+        self.finished += 1
+        if lease.started:
+            self._started -= 1
         if self._removed is not None:
             self._removed.set()
             self._removed = None
@@ -85,6 +98,10 @@ class Leases:
         if self._removed is None:
             self._removed = anyio.Event()
         await self._removed.wait()
+
+    def close(self) -> None:
+        """Refuse further starts (shutdown): a message not yet started is released instead."""
+        self._accepting = False
 
     def take_unstarted(self) -> list[Lease]:
         """Refuse further starts and return every lease no handler has begun (still held:

@@ -16,6 +16,7 @@ from .checks import (
     queue_url_problem,
 )
 from .errors import OptionTypeError
+from .flow import PREFETCH_MULTIPLIER
 from .retry import MAX_DELAY, ExponentialBackoff, RetryPolicy
 from .workers import ElasticPool, SemaphoreWorker, Worker
 
@@ -143,6 +144,24 @@ def _pollers(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise _fail(attribute.name, f'"auto" or an integer between 1 and {MAX_POLLERS}', value)
 
 
+def _prefetch(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value == "auto" and isinstance(value, str):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _fail(
+            attribute.name,
+            f'"auto" or an integer between 0 and {PREFETCH_MULTIPLIER} x concurrency',
+            value,
+        )
+
+
+def _host(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str):
+        raise _wrong_type(attribute.name, 'an address to bind, such as "0.0.0.0"', value)
+    if not value.strip() or value != value.strip():
+        raise _fail(attribute.name, 'an address to bind, such as "127.0.0.1" or "0.0.0.0"', value)
+
+
 def _retry(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not isinstance(value, RetryPolicy):
         raise _wrong_type(
@@ -191,6 +210,7 @@ class ConsumerOptions:
     batch_size: int = attrs.field(default=10, validator=_int_in(1, MAX_BATCH))
     wait_time_seconds: int = attrs.field(default=20, validator=_int_in(0, MAX_WAIT))
     pollers: Literal["auto"] | int = attrs.field(default="auto", validator=_pollers)
+    prefetch: Literal["auto"] | int = attrs.field(default="auto", validator=_prefetch)
     visibility_timeout: int | None = attrs.field(
         default=None, validator=_optional_int(1, MAX_DELAY)
     )
@@ -218,11 +238,21 @@ class ConsumerOptions:
         default=(), converter=_tuple, validator=_middleware
     )
     stats_port: int | None = attrs.field(default=None, validator=_optional_int(0, 65535))
+    stats_host: str = attrs.field(default="127.0.0.1", validator=_host)
     batch: bool = attrs.field(default=False, validator=_bool)
     unhealthy_after: float = attrs.field(default=30.0, validator=_seconds(0, low_open=True))
 
     def __attrs_post_init__(self) -> None:
         """Checks that involve more than one field."""
+        if (
+            isinstance(self.prefetch, int)
+            and self.prefetch > PREFETCH_MULTIPLIER * self.concurrency
+        ):
+            raise ValueError(
+                f'ConsumerOptions.prefetch must be "auto" or an integer between 0 and '
+                f"{PREFETCH_MULTIPLIER} x concurrency ({PREFETCH_MULTIPLIER * self.concurrency}), "
+                f"got {self.prefetch!r}"
+            )
         if self.pool_min_workers > self.concurrency:
             raise ValueError(
                 f"ConsumerOptions.pool_min_workers ({self.pool_min_workers}) must not exceed "
@@ -274,7 +304,9 @@ class ConsumerOptions:
         return self.worker
 
     def max_pollers(self) -> int:
-        """The most receive loops worth running: enough to fill `concurrency` in full batches."""
+        """The most receive loops worth running: enough to fill `concurrency` and the largest
+        prefetch in full batches (`"auto"` runs one while the queue is empty)."""
         if isinstance(self.pollers, int):
             return self.pollers
-        return max(1, min(64, -(-self.concurrency // self.batch_size)))
+        ahead = PREFETCH_MULTIPLIER * self.concurrency if self.prefetch == "auto" else self.prefetch
+        return max(1, min(64, -(-(self.concurrency + ahead) // self.batch_size)))

@@ -1,8 +1,9 @@
-"""`SqsRunner`: the receive loops, asking SQS only for what the worker can start now."""
+"""`SqsRunner`: the receive loops, asking SQS for the free slots plus a measured prefetch."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -10,6 +11,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .errors import SqsError
+from .flow import Feed, Prefetch
 from .leases import Leases
 from .message import Message
 from .sqs import Sqs
@@ -23,6 +25,7 @@ log = logging.getLogger("sqs_consumer")
 
 _SHORT_POLL_PAUSE = 0.2
 _HELD_GROUPS_REPOLL = 1.0  # seconds: see SqsRunner._holding_groups
+_PREFETCH_WAIT = 1  # seconds: see SqsRunner._wait_for_prefetch
 
 
 class Acks(Protocol):
@@ -44,13 +47,16 @@ class Acks(Protocol):
 class SqsRunner:
     """Long-poll the queue and hand each message to the worker as a job.
 
-    Each receive asks for `min(batch_size, free)` where `free` is the worker's capacity
-    minus what receives in flight have already asked for and minus acks SQS has not
-    confirmed yet: the consumer never holds more messages than the worker can run, so
-    none waits in memory while its visibility timeout runs (backpressure). With `max_pollers > 1`
-    and `auto=True`, another receive loop starts while receives come back full and
-    capacity is left over, and a loop ends when its receive comes back empty (never
-    the last one).
+    Each receive asks for `min(batch_size, free)`, where `free` is what the consumer may
+    hold (`limit` slots plus the prefetch target) minus what it holds (leased messages,
+    running or waiting for a slot) and minus what receives in flight have asked for
+    (SPEC §3). Acknowledged messages hold nothing: their deletes go out in the background,
+    under their own bound (`unconfirmed_limit`), past which receiving pauses until SQS
+    confirms some. Messages waiting for a slot are leased, so the heartbeat extends them
+    and shutdown releases them. With `prefetch=0` (strict) the worker's free capacity also
+    bounds each receive. With `max_pollers > 1` and `auto=True`, another receive loop
+    starts while receives come back full with room left over, and a loop ends when its
+    receive comes back empty (never the last one).
 
     Args:
         sqs: the SQS adapter.
@@ -60,7 +66,10 @@ class SqsRunner:
         dispatch: hands the messages of one receive (and the clock time the receive was
             sent) over as jobs.
         leases: the in-flight registry: messages held count against `limit`.
-        limit: the most messages held at once (`concurrency`).
+        limit: the most messages held at once for the slots (`concurrency`).
+        prefetch: the messages to hold beyond `limit` (measured, or fixed).
+        feed: hands the dispatchers' jobs to the worker (the runner runs it).
+        unconfirmed_limit: the most acks waiting for their delete before receiving pauses.
         per_job: the most messages one job may hold (1 per message; a batch for batch
             handlers and FIFO groups).
         fifo: the queue is FIFO: a receive retried after an error reuses its
@@ -87,6 +96,9 @@ class SqsRunner:
         dispatch: Callable[[list[Message], float], Awaitable[None]],
         leases: Leases,
         limit: int,
+        prefetch: Prefetch,
+        feed: Feed,
+        unconfirmed_limit: int,
         per_job: int,
         fifo: bool,
         release: Callable[[list[Any]], None],
@@ -107,6 +119,9 @@ class SqsRunner:
         self._dispatch = dispatch
         self._leases = leases
         self._limit = limit
+        self._prefetch = prefetch
+        self._feed = feed
+        self._unconfirmed_limit = unconfirmed_limit
         self._per_job = per_job
         self._fifo = fifo
         self._release = release
@@ -139,6 +154,7 @@ class SqsRunner:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                await tg.start(self._feed.run)
                 for _ in range(1 if self._auto else self._max_pollers):
                     self._spawn()
                 task_status.started()
@@ -170,10 +186,10 @@ class SqsRunner:
                     await self._wait_for_free()
                     continue
                 ask = min(self._batch, free)
-                holding = self._holding_groups()
+                wait = 0 if self._holding_groups() else self._wait_for_prefetch()
                 sent_at = anyio.current_time()
                 try:
-                    raw = await self._receive_some(ask, short=holding)
+                    raw = await self._receive_some(ask, wait=wait)
                 except SqsError as exc:
                     log.error("receiving from %s failed: %s", self._queue_url, exc)
                     self._on_fatal(exc)
@@ -190,7 +206,7 @@ class SqsRunner:
                     return
                 if raw:
                     continue
-                if holding:
+                if wait == 0 and self._fifo:
                     with anyio.move_on_after(_HELD_GROUPS_REPOLL):
                         await self._acks.wait_deleted()  # a delete may free one of our groups
                 elif self._receive.get("WaitTimeSeconds", 0) == 0:
@@ -198,6 +214,11 @@ class SqsRunner:
                     await anyio.sleep(_SHORT_POLL_PAUSE)
         finally:
             self._pollers -= 1
+
+    def _abandoned(self, raw: list[Any]) -> None:
+        """A receive abandoned at stop came back with messages: count them and hand them back."""
+        self._counters.received += len(raw)
+        self._hand_back(raw)
 
     def _holding_groups(self) -> bool:
         """FIFO: True while we hold messages (handling, waiting their turn or being deleted).
@@ -213,13 +234,26 @@ class SqsRunner:
         """
         return self._fifo and bool(len(self._leases) or self._acks.outstanding())
 
-    async def _receive_some(self, ask: int, *, short: bool = False) -> list[Any]:
+    def _wait_for_prefetch(self) -> int | None:
+        """A shorter long poll when it only fills the prefetch (every slot is busy).
+
+        A long poll in flight at stop cannot be called back: it goes on in its thread and
+        can receive the very messages shutdown has just released (they come back at once,
+        but with one more receive count). One that only prefetches is kept short, so it
+        rarely outlives a shutdown; one that fills free slots waits the full time.
+        """
+        if self._strict or self._worker.capacity() > len(self._feed):
+            return None
+        return min(int(self._receive.get("WaitTimeSeconds", 0)), _PREFETCH_WAIT)
+
+    async def _receive_some(self, ask: int, *, wait: int | None = None) -> list[Any]:
         self._asked += ask
-        options = {**self._receive, "WaitTimeSeconds": 0} if short else self._receive
+        options = self._receive if wait is None else {**self._receive, "WaitTimeSeconds": wait}
+        sent = time.monotonic()
         try:
             raw = await self._sqs.receive(
                 self._release,
-                on_abandoned=self._hand_back,
+                on_abandoned=self._abandoned,
                 attempt_id=self._fifo,
                 MaxNumberOfMessages=ask,
                 **options,
@@ -229,6 +263,7 @@ class SqsRunner:
             if self._answered is not None:
                 self._answered.set()
                 self._answered = None
+        self._prefetch.received(time.monotonic() - sent, asked=ask, got=len(raw))
         self._counters.receives += 1
         self._counters.received += len(raw)
         self._telemetry.received(len(raw))
@@ -247,23 +282,31 @@ class SqsRunner:
 
     def _free(self) -> int:
         """Messages a receive may ask for now."""
-        capacity = self._worker.capacity()
-        if capacity <= 0:
-            return 0
-        held = len(self._leases) + self._acks.outstanding() + self._asked
-        return min(self._limit - held, capacity * self._per_job - self._asked)
+        if self._acks.outstanding() >= self._unconfirmed_limit:
+            return 0  # deletes are not getting through: hold no more until they do
+        held = len(self._leases) + self._asked
+        if self._strict:
+            capacity = self._worker.capacity() - len(self._feed)
+            if capacity <= 0:
+                return 0
+            return min(self._limit - held, capacity * self._per_job - self._asked)
+        return self._limit + self._prefetch.target() - held
+
+    @property
+    def _strict(self) -> bool:
+        # FIFO queues hold a batch per group already (see Consumer._held_limit).
+        return self._fifo or self._prefetch.strict
 
     async def _wait_for_free(self) -> None:
-        if self._worker.capacity() <= 0:
-            await self._worker.wait_for_capacity()
+        if self._acks.outstanding() >= self._unconfirmed_limit:
+            self._acks.flush_nowait()
+            await self._acks.wait_deleted()
         elif self._asked:
             # Receives in flight have claimed what is free: wait for one to answer.
             if self._answered is None:
                 self._answered = anyio.Event()
             await self._answered.wait()
-        elif self._acks.outstanding():
-            # Slots are held by acks SQS has not confirmed: delete them now.
-            self._acks.flush_nowait()
-            await self._acks.wait_deleted()
+        elif self._strict and self._worker.capacity() <= 0:
+            await self._worker.wait_for_capacity()
         else:
-            await self._leases.wait_removed()  # running batches or groups hold them
+            await self._leases.wait_removed()  # a message settled: room for another

@@ -58,7 +58,11 @@ class Stats:
     receives: int
     """ReceiveMessage calls made."""
     in_flight: int
-    """Messages received and not yet settled."""
+    """Messages received and not yet settled (running or prefetched)."""
+    prefetched: int
+    """Messages received ahead of the free slots, waiting for one (leased, not started)."""
+    deleting: int
+    """Acknowledged messages whose delete SQS has not confirmed yet (they hold no slot)."""
     pollers: int
     """Receive loops running now."""
     workers: int
@@ -72,7 +76,14 @@ class Stats:
 
     @classmethod
     def build(
-        cls, counters: Counters, worker: WorkerStats, *, in_flight: int, pollers: int
+        cls,
+        counters: Counters,
+        worker: WorkerStats,
+        *,
+        in_flight: int,
+        pollers: int,
+        prefetched: int = 0,
+        deleting: int = 0,
     ) -> Stats:
         """Assemble a snapshot from the live counters and the worker's own figures."""
         return cls(
@@ -89,6 +100,8 @@ class Stats:
             sqs_retries=counters.sqs_retries,
             receives=counters.receives,
             in_flight=in_flight,
+            prefetched=prefetched,
+            deleting=deleting,
             pollers=pollers,
             workers=worker.workers,
             busy=worker.busy,

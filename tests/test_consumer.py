@@ -70,10 +70,12 @@ async def test_every_message_handled_exactly_once(queue: QueueEnv, worker: str, 
 
 
 @pytest.mark.parametrize("worker", STRATEGIES)
+@pytest.mark.parametrize("prefetch", [0, 3])
 async def test_concurrency_limit_is_reached_and_never_exceeded(
-    queue: QueueEnv, worker: str
+    queue: QueueEnv, worker: str, prefetch: int
 ) -> None:
-    """With more messages than slots, exactly `concurrency` handlers run at the peak."""
+    """With more messages than slots, exactly `concurrency` handlers run at the peak, and
+    the consumer holds exactly `prefetch` more, leased and waiting (SPEC §3)."""
     queue.send([f"m{i}" for i in range(30)])
     seen = Recorder()
     release = anyio.Event()
@@ -83,35 +85,40 @@ async def test_concurrency_limit_is_reached_and_never_exceeded(
         await release.wait()
         seen.leave()
 
-    consumer = Consumer(handle, queue.options(worker=worker, concurrency=5))
+    consumer = Consumer(handle, queue.options(worker=worker, concurrency=5, prefetch=prefetch))
     async with running(consumer):
-        await wait_for(lambda: seen.running == 5)
-        # Given the slots are full, no receive may bring in more than can start.
-        assert consumer.stats().in_flight == 5
-        assert queue.counts()[1] == 5
-        release.set()
+        try:
+            await wait_for(lambda: seen.running == 5 and consumer.stats().in_flight == 5 + prefetch)
+            # Given the slots are full, receives bring in the prefetch and no more.
+            stats = consumer.stats()
+            assert (stats.in_flight, stats.prefetched) == (5 + prefetch, prefetch)
+            assert queue.counts()[1] == 5 + prefetch
+        finally:
+            release.set()
         await wait_for(lambda: consumer.stats().deleted == 30)
     assert seen.peak == 5
 
 
 @pytest.mark.parametrize("worker", STRATEGIES)
 async def test_slow_handlers_hold_no_more_than_concurrency(queue: QueueEnv, worker: str) -> None:
-    """Concurrency 2 with slow handlers keeps at most 2 messages in flight on the queue."""
+    """Strict mode (`prefetch=0`): concurrency 2 with slow handlers keeps at most 2 messages
+    received and not settled."""
     queue.send([f"m{i}" for i in range(8)])
     seen = Recorder()
-    in_flight_on_queue: list[int] = []
+    held: list[int] = []
+    consumer: Consumer
 
     def handle(message: Message) -> None:
         seen.enter(message)
-        in_flight_on_queue.append(queue.counts()[1])
+        held.append(consumer.stats().in_flight)
         time.sleep(0.05)
         seen.leave()
 
-    consumer = Consumer(handle, queue.options(worker=worker, concurrency=2))
+    consumer = Consumer(handle, queue.options(worker=worker, concurrency=2, prefetch=0))
     async with running(consumer):
         await wait_for(lambda: consumer.stats().deleted == 8)
     assert seen.peak <= 2
-    assert max(in_flight_on_queue) <= 2
+    assert max(held) <= 2
     assert consumer.stats().received == 8
 
 

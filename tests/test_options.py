@@ -112,8 +112,11 @@ def test_make_worker_follows_the_strategy_name() -> None:
 
 
 def test_auto_pollers_scale_with_concurrency() -> None:
-    """'auto' allows enough receive loops to fill concurrency in full batches, capped."""
+    """'auto' allows enough receive loops to fill concurrency and the largest prefetch
+    (4 x concurrency for "auto") in full batches, capped at 64."""
     assert ConsumerOptions(queue_url=URL, concurrency=2).max_pollers() == 1
-    assert ConsumerOptions(queue_url=URL, concurrency=100).max_pollers() == 10
+    assert ConsumerOptions(queue_url=URL, concurrency=100).max_pollers() == 50
+    assert ConsumerOptions(queue_url=URL, concurrency=100, prefetch=0).max_pollers() == 10
+    assert ConsumerOptions(queue_url=URL, concurrency=100, prefetch=50).max_pollers() == 15
     assert ConsumerOptions(queue_url=URL, concurrency=10000).max_pollers() == 64
     assert ConsumerOptions(queue_url=URL, pollers=3).max_pollers() == 3

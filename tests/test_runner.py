@@ -35,7 +35,7 @@ async def test_auto_pollers_grow_while_receives_come_back_full() -> None:
     consumer = Consumer(handle, env.options(concurrency=100))
     async with running(consumer):
         await wait_for(lambda: consumer.stats().deleted == 1500, timeout=30)
-    assert 1 < peak <= 10  # ceil(100 / 10) loops at most
+    assert 1 < peak <= 50  # ceil((100 slots + 400 prefetch at most) / 10) loops at most
 
 
 async def test_auto_pollers_shrink_to_one_when_the_queue_is_empty() -> None:
@@ -64,7 +64,8 @@ async def test_pinned_pollers_run_exactly_that_many(queue: QueueEnv) -> None:
 
 
 async def test_receive_asks_only_for_free_capacity() -> None:
-    """Each ReceiveMessage asks for min(batch_size, free slots), never more."""
+    """Strict mode: each ReceiveMessage asks for min(batch_size, free slots), never more;
+    with a fixed prefetch, for the free slots plus what is missing of the prefetch."""
     asked: list[int] = []
 
     class Recording(MemorySQS):
@@ -81,10 +82,25 @@ async def test_receive_asks_only_for_free_capacity() -> None:
     async def handle(message: Message) -> None:
         await gate.wait()
 
-    consumer = Consumer(handle, env.options(concurrency=3, batch_size=10))
+    consumer = Consumer(handle, env.options(concurrency=3, batch_size=10, prefetch=0))
     async with running(consumer):
-        await wait_for(lambda: consumer.stats().busy == 3)
-        assert max(asked) == 3  # never the full batch of 10 for 3 free slots
-        gate.set()
+        try:
+            await wait_for(lambda: consumer.stats().busy == 3)
+            assert max(asked) == 3  # never the full batch of 10 for 3 free slots
+        finally:
+            gate.set()
         await wait_for(lambda: consumer.stats().deleted == 12)
     assert all(n <= 3 for n in asked)
+
+    asked.clear()
+    gate = anyio.Event()
+    env.send([f"m{i}" for i in range(12)])
+    consumer = Consumer(handle, env.options(concurrency=3, batch_size=10, prefetch=2))
+    async with running(consumer):
+        try:
+            await wait_for(lambda: consumer.stats().busy == 3 and consumer.stats().prefetched == 2)
+            assert asked == [5]  # 3 slots + 2 ahead
+        finally:
+            gate.set()
+        await wait_for(lambda: consumer.stats().deleted == 12)
+    assert all(n <= 5 for n in asked)

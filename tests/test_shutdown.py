@@ -67,7 +67,10 @@ async def test_handlers_past_shutdown_timeout_are_cancelled_and_released(queue: 
         await wait_for(lambda: len(running) == 2)
         consumer.stop()
     stats = consumer.stats()
-    assert (stats.deleted, stats.released, stats.in_flight) == (0, 2, 0)
+    # A prefetching long poll abandoned at stop may receive the two again as they are
+    # released; it hands them back at once, and counts them as received and released.
+    assert (stats.deleted, stats.in_flight) == (0, 0)
+    assert stats.released == stats.received in (2, 4)
     assert queue.counts() == (2, 0)
 
 

@@ -1,0 +1,158 @@
+"""Flow control: how many messages to hold ahead of the free slots, and handing them over.
+
+Two small parts the runner uses (SPEC §3):
+
+- `Prefetch` sizes the buffer of messages asked for or received ahead of the free slots by
+  Little's law: messages in the pipe = handling rate x receive latency, both measured as the
+  consumer runs. A slot that frees then finds its next message waiting instead of waiting a
+  receive round trip, and slow handlers get almost none (their rate is low).
+- `Feed` hands jobs to the worker without making the receive loop wait for a slot: jobs
+  queue in order and one task submits them as the worker takes them. Only that task waits
+  on the worker, so a slot freeing wakes one task, not every receive that is waiting.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .workers import Job, Worker
+
+__all__ = ["Feed", "Prefetch"]
+
+PREFETCH_MULTIPLIER = 4
+"""`prefetch="auto"` never holds more than this many times `concurrency` ahead (Celery's
+default prefetch multiplier, made safe here by the heartbeat)."""
+
+_SAMPLE_EVERY = 0.1  # seconds between rate samples
+_RATE_WEIGHT = 0.3  # weight of a new sample in the moving averages
+_HEADROOM = 1.5  # hold this much over rate x latency: both vary from one receive to the next
+
+
+class Prefetch:
+    """Messages to hold ahead of the free slots: fixed, or measured (`"auto"`).
+
+    The handling rate is read from `done()`, a running count of messages finished (settled
+    or released); the receive latency from `received()`, told the duration of each receive
+    that came back with messages. Only receives that came back full measure the round trip
+    (a receive that got fewer messages than it asked for may have waited on an empty queue
+    for new ones to arrive); a shorter partial one lowers the estimate, never raises it.
+
+    Args:
+        setting: `"auto"`, or a fixed number of messages (0: strict, only free slots).
+        concurrency: the consumer's concurrency (the cap is `PREFETCH_MULTIPLIER` times it).
+        done: the running count of messages finished.
+        initial: the prefetch before anything has been measured.
+        clock: the time source (seconds).
+    """
+
+    def __init__(
+        self,
+        setting: Literal["auto"] | int,
+        *,
+        concurrency: int,
+        done: Callable[[], int],
+        initial: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fixed = None if setting == "auto" else int(setting)
+        self._cap = PREFETCH_MULTIPLIER * concurrency
+        self._done = done
+        self._clock = clock
+        self._initial = min(initial, self._cap)
+        self._rate: float | None = None  # messages finished per second
+        self._latency: float | None = None  # seconds per receive round trip
+        self._sampled_at = clock()
+        self._sampled_done = done()
+        self._target = self._fixed if self._fixed is not None else self._initial
+
+    @property
+    def strict(self) -> bool:
+        """True when only free slots are received for (`prefetch=0`)."""
+        return self._fixed == 0
+
+    @property
+    def rate(self) -> float | None:
+        """The measured handling rate (messages per second), None before a measure."""
+        return self._rate
+
+    @property
+    def latency(self) -> float | None:
+        """The measured receive round trip (seconds), None before a measure."""
+        return self._latency
+
+    def received(self, seconds: float, *, asked: int, got: int) -> None:
+        """A receive that asked for `asked` messages returned `got` after `seconds`."""
+        if self._fixed is not None or got <= 0:
+            return
+        if self._latency is None or got >= asked:
+            self._latency = _average(self._latency, seconds)
+        elif seconds < self._latency:
+            self._latency = seconds
+
+    def target(self) -> int:
+        """Messages to hold now beyond the free slots (asked for, received or waiting)."""
+        if self._fixed is not None:
+            return self._fixed
+        now = self._clock()
+        elapsed = now - self._sampled_at
+        if elapsed >= _SAMPLE_EVERY:
+            done = self._done()
+            self._rate = _average(self._rate, (done - self._sampled_done) / elapsed)
+            self._sampled_at, self._sampled_done = now, done
+            if self._latency is not None:
+                wanted = math.ceil(self._rate * self._latency * _HEADROOM)
+                self._target = max(1, min(self._cap, wanted))
+        return self._target
+
+
+def _average(old: float | None, sample: float) -> float:
+    return sample if old is None else old + _RATE_WEIGHT * (sample - old)
+
+
+class Feed:
+    """Queue jobs for the worker in order; one task submits them as it has room.
+
+    `submit()` never waits, so the receive loop goes straight back to receiving; the runner
+    bounds what it holds, so the queue is bounded too. Jobs still queued when the feed
+    stops never start: their messages are still leased and released by the shutdown.
+
+    Args:
+        worker: the strategy that runs the jobs.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._jobs: deque[Job] = deque()
+        self._arrived: anyio.Event | None = None  # set when a job is queued (the task waits)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    async def submit(self, job: Job) -> None:
+        """Queue `job` (never waits: the worker protocol's submit, for the dispatchers)."""
+        self._jobs.append(job)
+        if self._arrived is not None:
+            self._arrived.set()
+            self._arrived = None
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Submit queued jobs to the worker, oldest first, until cancelled."""
+        task_status.started()
+        jobs = self._jobs
+        worker = self._worker
+        while True:
+            if not jobs:
+                self._arrived = anyio.Event()
+                await self._arrived.wait()
+                continue
+            # Taken off the queue only once the worker has it: a cancellation while it
+            # waits for room leaves the job queued (and its message leased, for release).
+            await worker.submit(jobs[0])
+            jobs.popleft()
