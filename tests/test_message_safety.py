@@ -18,7 +18,7 @@ import pytest
 
 from sqs_consumer import Consumer, ConsumerOptions, LambdaHandler, Message, Router
 from sqs_consumer.testing import MemorySQS
-from tests.conftest import QueueEnv, unique_name
+from tests.conftest import QueueEnv, unique_name, wait_until
 from tests.helpers import running, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -452,3 +452,254 @@ def test_no_non_daemon_thread_outlives_start(backend: str, kind: str) -> None:
         assert [t.name for t in left if not t.daemon] == []
     finally:
         release.set()
+
+
+# -- 6. shutdown is bounded ---------------------------------------------------------------------
+
+
+class Partition:
+    """A MemorySQS whose chosen calls hang (or fail to connect) while `cut` is set."""
+
+    def __init__(self, sqs: MemorySQS, operations: set[str], *, mode: str = "hang") -> None:
+        self._sqs = sqs
+        self._operations = operations
+        self._mode = mode
+        self.cut = threading.Event()
+        self.healed = threading.Event()
+        self.hit = threading.Event()  # a call met the partition
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._sqs, name)
+        if name not in self._operations:
+            return method
+
+        def call(**kwargs: Any) -> Any:
+            if self.cut.is_set() and not self.healed.is_set():
+                self.hit.set()
+                if self._mode == "errors":
+                    from botocore.exceptions import EndpointConnectionError
+
+                    raise EndpointConnectionError(endpoint_url="https://sqs.partitioned")
+                self.healed.wait(120)
+            return method(**kwargs)
+
+        return call
+
+
+def _run_in_thread(
+    consumer: Consumer, backend: str
+) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            consumer.start(backend=backend)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _shutdown_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sqs_consumer" and r.getMessage().startswith("shutdown gave up")
+    ]
+
+
+_BOUND = 0.5 + 1.0  # shutdown_timeout=0.5, plus its flush budget (at least 1 s)
+_SLACK = 3.0  # a loaded 2-core machine
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    ("operation", "mode"),
+    [
+        ("delete_message_batch", "hang"),
+        ("delete_message_batch", "errors"),
+        ("change_message_visibility_batch", "hang"),
+        ("send_message", "hang"),
+    ],
+)
+def test_a_partition_at_shutdown_cannot_hold_start(
+    caplog: pytest.LogCaptureFixture, backend: str, operation: str, mode: str
+) -> None:
+    """SQS hangs (or refuses connections) on the final deletes, the releases and retry
+    delays, or the dead-letter send: start() still returns within shutdown_timeout plus the
+    flush budget, and one log line names the messages that were not sent."""
+    sqs, url = memory_queue(3)
+    dlq = sqs.create_queue(QueueName=unique_name("dlq"))["QueueUrl"]
+    client = Partition(sqs, {operation}, mode=mode)
+    ids: set[str] = set()
+    lock = threading.Lock()
+
+    def handler(message: Message) -> None:
+        with lock:
+            ids.add(message.message_id)
+        if operation != "delete_message_batch":
+            raise RuntimeError("fail: a retry delay or a dead letter is due")
+
+    extra: dict[str, Any] = {}
+    if operation == "send_message":
+        extra = {"dead_letter_queue_url": dlq, "max_receives": 1}
+    if operation != "delete_message_batch":
+        client.cut.set()  # from the start: retry delays and dead letters are sent at once
+    consumer = Consumer(
+        handler,
+        ConsumerOptions(
+            queue_url=url,
+            client=client,
+            wait_time_seconds=1,
+            shutdown_timeout=0.5,
+            delete_flush_interval=30,  # acks wait in the batch until the final flush
+            **extra,
+        ),
+    )
+    with caplog.at_level(logging.WARNING, logger="sqs_consumer"):
+        thread, errors = _run_in_thread(consumer, backend)
+        try:
+            wait_until(lambda: len(ids) == 3, timeout=10)
+            wait_until(lambda: consumer.stats().failed + consumer.stats().succeeded == 3)
+            if operation == "delete_message_batch":
+                client.cut.set()  # the partition begins as we stop
+            else:
+                wait_until(client.hit.is_set)
+            stopped = time.monotonic()
+            consumer.stop()
+            thread.join(_BOUND + _SLACK)
+            took = time.monotonic() - stopped
+            assert not thread.is_alive(), f"start() still blocked {took:.1f} s after stop()"
+        finally:
+            client.healed.set()
+            thread.join(10)
+    assert errors == []
+    assert client.hit.is_set()
+    if mode == "hang":
+        lines = _shutdown_warnings(caplog)
+        assert len(lines) == 1, lines
+    else:  # the retries may give up before the deadline: that line names them instead
+        lines = [r.getMessage() for r in caplog.records if r.name == "sqs_consumer"]
+    for message_id in ids:
+        assert len([line for line in lines if message_id in line]) == 1, (message_id, lines)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_second_stop_cuts_a_stuck_flush_short(
+    caplog: pytest.LogCaptureFixture, backend: str
+) -> None:
+    """With the final deletes hanging and a long shutdown_timeout, a second stop() (from
+    outside the handlers) ends the shutdown at once; the log still names the messages."""
+    sqs, url = memory_queue(2)
+    client = Partition(sqs, {"delete_message_batch"})
+    consumer = Consumer(
+        lambda m: None,
+        ConsumerOptions(
+            queue_url=url,
+            client=client,
+            wait_time_seconds=1,
+            shutdown_timeout=20,  # bound without the second stop(): 25 s
+            delete_flush_interval=30,
+        ),
+    )
+    with caplog.at_level(logging.WARNING, logger="sqs_consumer"):
+        thread, errors = _run_in_thread(consumer, backend)
+        try:
+            wait_until(lambda: consumer.stats().succeeded == 2, timeout=10)
+            client.cut.set()
+            consumer.stop()
+            wait_until(client.hit.is_set)  # the final flush is stuck
+            stopped = time.monotonic()
+            consumer.stop()
+            thread.join(_SLACK + 1.0)
+            took = time.monotonic() - stopped
+            assert not thread.is_alive(), f"start() still blocked {took:.1f} s after stop()"
+        finally:
+            client.healed.set()
+            thread.join(10)
+    assert errors == []
+    lines = _shutdown_warnings(caplog)
+    assert len(lines) == 1 and "forced" in lines[0], lines
+
+
+async def test_repeated_stop_from_handlers_stays_graceful() -> None:
+    """Handlers that each call stop() do not force the shutdown: the running ones finish."""
+    sqs, url = memory_queue(4)
+    started = anyio.Event()
+    finished: list[str] = []
+
+    async def handler(message: Message) -> None:
+        consumer.stop()  # every handler says "we are done"
+        started.set()
+        await anyio.sleep(0.3)
+        finished.append(message.body)
+
+    consumer = Consumer(handler, options(sqs, url, concurrency=4, shutdown_timeout=10))
+    with anyio.fail_after(15):
+        await consumer.run()
+    assert len(finished) == consumer.stats().received > 0
+    assert consumer.stats().deleted == len(finished)
+
+
+# -- 8. a BaseException out of a handler ------------------------------------------------------
+
+
+class Custom(BaseException):
+    """A BaseException of the application's own."""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit, Custom])
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_base_exception_comes_out_of_start_unwrapped(
+    caplog: pytest.LogCaptureFixture, backend: str, error: type[BaseException], flavour: str
+) -> None:
+    """KeyboardInterrupt, SystemExit or a custom BaseException from a handler: start() raises
+    it as itself (no ExceptionGroup), asyncio logs no shutdown traceback, and every other
+    message received is released exactly once."""
+    sqs, url = memory_queue(6)
+    lock = threading.Lock()
+    entered: list[str] = []
+    release = threading.Event()
+
+    def arrive(message: Message) -> bool:
+        with lock:
+            entered.append(message.body)
+            return len(entered) == 3  # the third raises, once the other two are running
+
+    def sync_handler(message: Message) -> None:
+        if arrive(message):
+            wait_until(lambda: len(entered) == 3)
+            raise error()
+        release.wait(10)
+
+    async def async_handler(message: Message) -> None:
+        if arrive(message):
+            raise error()
+        await anyio.sleep(30)
+
+    handler = sync_handler if flavour == "sync" else async_handler
+    consumer = Consumer(handler, options(sqs, url, concurrency=3))
+    caught: BaseException | None = None
+    with caplog.at_level(logging.DEBUG):
+        try:
+            consumer.start(backend=backend)
+        except BaseException as exc:
+            caught = exc
+        finally:
+            release.set()
+    assert type(caught) is error, repr(caught)
+    stats = consumer.stats()
+    assert stats.released == stats.received >= 3, stats
+    assert stats.failed == 0 and stats.deleted == 0
+    assert sqs.counts(url) == {"visible": 6, "in_flight": 0, "delayed": 0}
+    noise = [
+        r.getMessage()
+        for r in caplog.records
+        if (r.name == "asyncio" and r.levelno >= logging.WARNING)
+        or "never retrieved" in r.getMessage()
+        or "Traceback" in (r.exc_text or "")
+    ]
+    assert noise == []
