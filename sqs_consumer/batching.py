@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from functools import partial
 from typing import Generic, TypeVar
 
 import anyio
@@ -26,6 +28,9 @@ class Batcher(Generic[T]):
         interval: seconds an item may wait for the batch to fill.
         max_sends: concurrent `send` calls.
         clock: the time source (seconds).
+        shield: the scope each send runs in: shielded from cancellation, so items that
+            left the queue reach SQS, but ending at the shutdown's deadline (a hanging
+            client must not hold the shutdown). What it cuts short is kept in `unsent()`.
     """
 
     def __init__(
@@ -36,8 +41,12 @@ class Batcher(Generic[T]):
         interval: float,
         max_sends: int = 8,
         clock: Callable[[], float] = anyio.current_time,
+        shield: Callable[[], AbstractContextManager[anyio.CancelScope]] | None = None,
     ) -> None:
         self._send = send
+        self._shield = shield or partial(anyio.CancelScope, shield=True)
+        self._abandoned: list[T] = []  # sends cut short by the deadline
+        self._sending: dict[int, list[T]] = {}  # batches in a send now, by id()
         self._size = size
         self._interval = interval
         self._clock = clock
@@ -54,6 +63,11 @@ class Batcher(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    def unsent(self) -> list[T]:
+        """Items not through `send`: queued, in a send not finished, or in one cut short."""
+        sending = [item for batch in self._sending.values() for item in batch]
+        return [*self._abandoned, *sending, *self._pending]
 
     def outstanding(self) -> int:
         """Items put and not yet through `send` (queued or in a send in flight)."""
@@ -129,12 +143,16 @@ class Batcher(Generic[T]):
             self._wake = None
 
     async def _send_one(self, batch: list[T]) -> None:
+        self._sending[id(batch)] = batch
         try:
             # Shielded: once items leave _pending they must reach SQS, even if run() is
-            # being cancelled (the send gives up after a bounded number of attempts).
-            with anyio.CancelScope(shield=True):
+            # being cancelled; but only until the shutdown's deadline.
+            with self._shield() as scope:
                 await self._send(batch)
+            if scope.cancelled_caught:
+                self._abandoned.extend(batch)
         finally:
+            del self._sending[id(batch)]
             self._sends.release()
             self._outstanding -= len(batch)
             if self._sent is not None:
@@ -146,8 +164,15 @@ class Batcher(Generic[T]):
         while self._pending:
             batch = self._pending[: self._size]
             del self._pending[: self._size]
-            await self._send(batch)
+            with self._shield() as scope:
+                await self._send(batch)
             self._outstanding -= len(batch)
+            if scope.cancelled_caught:
+                self._abandoned.extend(batch)
+                self._abandoned.extend(self._pending)  # the deadline has passed for all
+                self._outstanding -= len(self._pending)
+                self._pending.clear()
+                return
 
     async def aclose(self) -> None:
         """Send everything still queued, wait for every send, and stop `run()`."""

@@ -21,6 +21,7 @@ from . import calls
 from .batch import is_batch_handler
 from .checks import generator_problem, positional_problem
 from .deadletter import DeadLetters
+from .deadlines import FORCED_GRACE, ShutdownDeadline, flush_budget
 from .errors import ConsumerStateError, QueueCheckError
 from .flow import Feed, Prefetch
 from .handling import BatchHandling, Handling
@@ -111,10 +112,12 @@ class Consumer:
         self._counters = Counters()
         self._parts: _Parts | None = None
         self._fatal: BaseException | None = None
+        self._interrupt: BaseException | None = None  # a handler's KeyboardInterrupt, ...
         self._stop_requested = False
         self._stopped: anyio.Event | None = None  # set to begin the graceful shutdown
         self._drain: anyio.CancelScope | None = None  # cancelled by a forced stop
         self._forced = False
+        self._deadline = ShutdownDeadline()  # bounds every shielded step once stopping
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._loop_thread: int | None = None
         self._threads = DaemonThreads()
@@ -164,13 +167,15 @@ class Consumer:
         if threading.current_thread() is not threading.main_thread():
             await self.run()
             return
-        error: Exception | None = None
+        error: BaseException | None = None
         async with anyio.create_task_group() as tg:
             await tg.start(self._watch_signals)
             try:
                 await self.run()
-            except Exception as exc:  # re-raised below, unwrapped from the task group's group
-                error = exc
+            except anyio.get_cancelled_exc_class():
+                raise
+            except BaseException as exc:  # re-raised below, unwrapped from the task group's
+                error = exc  # group (a handler's KeyboardInterrupt or SystemExit too)
             tg.cancel_scope.cancel()
         if error is not None:
             raise error
@@ -212,6 +217,8 @@ class Consumer:
             undo()
             with self._lock:
                 self._state = State.STOPPED
+        if self._interrupt is not None:
+            raise self._interrupt
         if self._fatal is not None:
             raise self._fatal
 
@@ -231,15 +238,24 @@ class Consumer:
                 self._stopped.set()
 
     def stop(self) -> None:
-        """Begin the graceful shutdown; safe from any thread, and a no-op when repeated."""
+        """Begin the graceful shutdown; safe from any thread, and a no-op when repeated.
+
+        Running handlers get `shutdown_timeout` to finish; a second SIGINT/SIGTERM (not a
+        second `stop()`, which handlers may call freely) forces the shutdown.
+        """
+        self._request_stop()
+
+    def _request_stop(self) -> bool:
+        """Begin the graceful shutdown; False if it had already begun (or ended)."""
         with self._lock:
             if self._state is State.NEW:
                 self._stop_requested = True
-                return
+                return True
             if self._state is not State.RUNNING:
-                return
+                return False
             self._state = State.STOPPING
         self._in_loop(self._begin_stop)
+        return True
 
     def _begin_stop(self) -> None:
         # On the loop, at once: no prefetched message starts after stop() (shutdown
@@ -250,9 +266,12 @@ class Consumer:
         self._stopped.set()
 
     def _force(self) -> None:
+        """Cut the shutdown short (on the loop): cancel running handlers, and give every
+        SQS step still to come, or in flight, at most FORCED_GRACE seconds."""
         self._forced = True
+        self._deadline.within(FORCED_GRACE)
         if self._drain is not None:
-            self._in_loop(self._drain.cancel)
+            self._drain.cancel()
 
     def _in_loop(self, function: Callable[[], object]) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -262,11 +281,25 @@ class Consumer:
         with contextlib.suppress(anyio.RunFinishedError):
             anyio.from_thread.run_sync(function, token=self._token)
 
+    def _on_interrupt(self, error: BaseException) -> None:
+        """A handler raised KeyboardInterrupt, SystemExit or another BaseException: stop at
+        once (running handlers are cancelled, their messages released, acks flushed), then
+        raise it from start()/run(), unwrapped."""
+        if self._interrupt is None:
+            self._interrupt = error
+            log.warning(
+                "handler raised %s: stopping now (running handlers are cancelled and their "
+                "messages released)",
+                type(error).__name__,
+            )
+        self._request_stop()
+        self._force()
+
     def _on_fatal(self, error: BaseException) -> None:
         """A stage hit an error retrying cannot fix: shut down gracefully, then raise it."""
         if self._fatal is None:
             self._fatal = error
-        self.stop()
+        self._request_stop()
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -307,13 +340,15 @@ class Consumer:
             except anyio.get_cancelled_exc_class():
                 # Cancelled from outside (not stop()), possibly mid-drain: our tasks are being
                 # cancelled too, so send what is queued from here, shielded, before going.
-                with anyio.CancelScope(shield=True):
+                self._deadline.within(flush_budget(opts.shutdown_timeout))
+                with self._deadline.shielded():
                     self._health.stopping()
                     parts.leases.close()
                     await parts.runner.aclose()
                     await self._release(parts, list(parts.leases))
                     await parts.harvester.drain_here()
                     await parts.visibility.drain_here()
+                self._report_unsent(parts)
                 raise
             tg.cancel_scope.cancel()  # the stats server runs until cancelled
         log.info("stopped: %r", self)
@@ -386,6 +421,7 @@ class Consumer:
             max_visibility=opts.max_visibility,
             counters=self._counters,
             on_fatal=self._on_fatal,
+            deadline=self._deadline,
         )
         feed = Feed(worker)
         pipeline = Pipeline(
@@ -396,6 +432,7 @@ class Consumer:
             counters=self._counters,
             telemetry=self._telemetry_now(),
             lease_seconds=lease_seconds,
+            deadline=self._deadline,
         )
         dispatcher, per_job = dispatcher_for(pipeline, self._handling(), fifo=queue.fifo)
         runner = self._runner(sqs, queue, pipeline, worker, feed, harvester, dispatcher, per_job)
@@ -421,6 +458,7 @@ class Consumer:
             counters=self._counters,
             telemetry=self._telemetry_now(),
             on_fatal=self._on_fatal,
+            deadline=self._deadline,
         )
         visibility = VisibilityChanger(
             sqs,
@@ -428,6 +466,7 @@ class Consumer:
             interval=min(opts.delete_flush_interval, 0.05),
             counters=self._counters,
             on_fatal=self._on_fatal,
+            deadline=self._deadline,
         )
         dead_letters = None
         if opts.dead_letter_queue_url is not None and opts.max_receives is not None:
@@ -470,11 +509,13 @@ class Consumer:
             return BatchHandling(
                 cast(Callable[[list[Message]], Any], self.handler),
                 timeout=opts.handler_timeout,
+                on_interrupt=self._on_interrupt,
             )
         return Handling(
             cast(Callable[[Message], Any], self.handler),
             middleware=opts.middleware,
             timeout=opts.handler_timeout,
+            on_interrupt=self._on_interrupt,
         )
 
     def _runner(
@@ -530,7 +571,7 @@ class Consumer:
     def _hand_back(self, visibility: VisibilityChanger, raw: list[Any]) -> None:
         """Release messages a stopping receive returned (queued; the final flush sends them)."""
         for message in raw:
-            visibility.change(message["ReceiptHandle"], 0)
+            visibility.change(message["ReceiptHandle"], 0, message.get("MessageId", "?"))
         self._counters.released += len(raw)
 
     def _release_now(self, client: SqsClient, queue_url: str, raw: list[Any]) -> None:
@@ -552,6 +593,11 @@ class Consumer:
 
     async def _shutdown(self, parts: _Parts) -> None:
         """The graceful shutdown, in the only order that loses nothing and holds nothing."""
+        # 0. Bounded, whatever SQS does: handlers get shutdown_timeout, and every shielded
+        #    SQS step (settles, releases, the final flush) ends by shutdown_timeout plus a
+        #    flush budget from now; a forced stop brings that to FORCED_GRACE.
+        handlers = self.options.shutdown_timeout
+        self._deadline.within(handlers + flush_budget(handlers))
         # 1. Stop receiving at once (and say so on /healthz), and wait for the receive
         #    loops to end, so nothing is leased after this. A long poll in flight is
         #    abandoned; whatever it still returns is released from its thread, so no message
@@ -575,10 +621,31 @@ class Consumer:
         parts.heartbeat.stop()
         await self._release(parts, list(parts.leases))
         # 5. Flush every pending delete and visibility change. Shielded: a cancellation
-        #    arriving now must not drop acknowledgements of work already done.
-        with anyio.CancelScope(shield=True):
+        #    arriving now must not drop acknowledgements of work already done; but only
+        #    until the deadline. What did not make it is logged, once, by message id.
+        with self._deadline.shielded():
             await parts.harvester.aclose()
             await parts.visibility.aclose()
+        self._report_unsent(parts)
+
+    def _report_unsent(self, parts: _Parts) -> None:
+        """Log, once, the messages the shutdown could not settle on SQS in time."""
+        parts_unsent = [
+            ("delete", parts.harvester.unsent()),
+            ("visibility change (release or retry delay)", parts.visibility.unsent()),
+            ("settle (dead-letter send)", self._deadline.abandoned),
+        ]
+        lines = [f"{what} of {', '.join(dict.fromkeys(ids))}" for what, ids in parts_unsent if ids]
+        if not lines:
+            return
+        why = "stop was forced" if self._forced else "SQS did not answer in time"
+        log.warning(
+            "shutdown gave up waiting for SQS (%s); not sent: %s. These messages come back "
+            "after their visibility timeout (nothing is lost; a finished one may be handled "
+            "again)",
+            why,
+            "; ".join(lines),
+        )
 
     async def _release(self, parts: _Parts, leases: list[Lease]) -> None:
         for lease in leases:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from functools import partial
 from typing import Any
 
@@ -23,7 +25,26 @@ from .errors import Discard, HandlerResultError, Retry
 from .message import Message
 from .outcome import ACK, DISCARDED, Fail, Outcome
 
-__all__ = ["BatchHandling", "CallNext", "Handling", "Middleware", "is_async_callable"]
+__all__ = [
+    "BatchHandling",
+    "CallNext",
+    "Handling",
+    "Middleware",
+    "OnInterrupt",
+    "in_handler",
+    "is_async_callable",
+]
+
+_in_handler: ContextVar[bool] = ContextVar("sqs_consumer_in_handler", default=False)
+
+
+def in_handler() -> bool:
+    """True inside a handler call (its thread too): `stop()` from there never forces."""
+    return _in_handler.get()
+
+
+OnInterrupt = Callable[[BaseException], None]
+"""Told of a BaseException (KeyboardInterrupt, SystemExit, ...) that user code raised."""
 
 CallNext = Callable[[Message], Awaitable[Any]]
 """What a middleware calls to run the rest of the chain."""
@@ -98,6 +119,8 @@ class Handling:
         handler: the user's function, `(message) -> None`, sync or async.
         middleware: applied outermost first.
         timeout: seconds before the handler counts as failed.
+        on_interrupt: told of a KeyboardInterrupt, SystemExit or other BaseException the
+            handler raised (the message is then handed back); None lets it propagate.
     """
 
     def __init__(
@@ -106,8 +129,10 @@ class Handling:
         *,
         middleware: Sequence[Middleware] = (),
         timeout: float | None = None,
+        on_interrupt: OnInterrupt | None = None,
     ) -> None:
         self._timeout = timeout
+        self._on_interrupt = on_interrupt
         self._handler = handler
         self._sync = not is_async_callable(handler)
         innermost: CallNext = self._call_sync if self._sync else self._call_async
@@ -125,6 +150,7 @@ class Handling:
 
     async def __call__(self, message: Message) -> Outcome:
         """Handle one message; every exception becomes an outcome, cancellation propagates."""
+        token = _in_handler.set(True)
         try:
             if self._timeout is None:
                 await _guarded(self._chain, self._handler, message)
@@ -136,6 +162,10 @@ class Handling:
             return DISCARDED
         except Exception as exc:
             return Fail(exc)
+        except BaseException as exc:
+            return _interrupted(exc, self._on_interrupt)
+        finally:
+            _in_handler.reset(token)
 
     async def _with_timeout(self, message: Message, timeout: float) -> Outcome:
         tracker = Tracker()
@@ -162,6 +192,7 @@ class BatchHandling:
     Args:
         handler: `(messages) -> None | Iterable[str] | BatchResult`, sync or async.
         timeout: seconds before the whole batch counts as failed.
+        on_interrupt: as for `Handling`.
     """
 
     def __init__(
@@ -169,9 +200,11 @@ class BatchHandling:
         handler: Callable[[list[Message]], Any],
         *,
         timeout: float | None = None,
+        on_interrupt: OnInterrupt | None = None,
     ) -> None:
         self._handler = handler
         self._timeout = timeout
+        self._on_interrupt = on_interrupt
         self._async = is_async_callable(handler)
 
     async def _call(self, messages: list[Message]) -> Any:
@@ -185,6 +218,7 @@ class BatchHandling:
         ours propagates."""
         tracker = Tracker()
         undo = tracking(tracker)
+        token = _in_handler.set(True)
         try:
             with anyio.move_on_after(self._timeout) as scope:
                 raw = await _guarded(self._call, self._handler, messages)  # type: ignore[arg-type]
@@ -199,9 +233,29 @@ class BatchHandling:
             return _all(messages, DISCARDED), None
         except Exception as exc:
             return _all(messages, Fail(exc)), None
+        except BaseException as exc:
+            return _all(messages, _interrupted(exc, self._on_interrupt)), None
         finally:
+            _in_handler.reset(token)
             undo()
         return {m.message_id: _item_outcome(m, result) for m in messages}, None
+
+
+def _interrupted(error: BaseException, on_interrupt: OnInterrupt | None) -> Fail:
+    """A KeyboardInterrupt, SystemExit or other BaseException out of user code.
+
+    Our own cancellations propagate (foreign ones were made failures by `_guarded`). The
+    rest must not escape the job's task: asyncio would re-raise a KeyboardInterrupt or
+    SystemExit straight out of the event loop, skipping the drain, and an ExceptionGroup
+    would hide it. So the consumer is told (it stops, and `start()` raises it unwrapped)
+    and the message is handed back unhandled.
+    """
+    if on_interrupt is None or isinstance(
+        error, asyncio.CancelledError | anyio.get_cancelled_exc_class()
+    ):
+        raise error
+    on_interrupt(error)
+    return Fail(error, interrupted=True)
 
 
 def _all(messages: list[Message], outcome: Outcome) -> dict[str, Outcome]:

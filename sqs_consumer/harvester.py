@@ -10,6 +10,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .batching import Batcher
+from .deadlines import ShutdownDeadline
 from .sqs import Sqs
 from .telemetry import Telemetry
 
@@ -37,6 +38,7 @@ class Harvester:
         counters: where deletes and errors are counted (attributes deleted, delete_errors).
         telemetry: metrics (messages deleted).
         on_fatal: called with an SqsError that should stop the consumer.
+        deadline: bounds the shielded sends at shutdown (none: unbounded).
     """
 
     def __init__(
@@ -49,13 +51,20 @@ class Harvester:
         counters: Any,
         telemetry: Telemetry,
         on_fatal: Callable[[BaseException], None],
+        deadline: ShutdownDeadline | None = None,
     ) -> None:
         self._sqs = sqs
         self._telemetry = telemetry
         self._queue_url = queue_url
         self._counters = counters
         self._on_fatal = on_fatal
-        self._batcher: Batcher[str] = Batcher(self._delete, size=size, interval=interval)
+        # (receipt handle, message id): the id names what could not be deleted at shutdown.
+        self._batcher: Batcher[tuple[str, str]] = Batcher(
+            self._delete,
+            size=size,
+            interval=interval,
+            shield=deadline.shielded if deadline is not None else None,
+        )
 
     def __len__(self) -> int:
         return len(self._batcher)
@@ -72,9 +81,13 @@ class Harvester:
         """Return when the next DeleteMessageBatch call completes."""
         await self._batcher.wait_sent()
 
-    def ack(self, receipt_handle: str) -> None:
+    def ack(self, receipt_handle: str, message_id: str = "?") -> None:
         """Queue a message for deletion (never blocks)."""
-        self._batcher.put_nowait(receipt_handle)
+        self._batcher.put_nowait((receipt_handle, message_id))
+
+    def unsent(self) -> list[str]:
+        """Ids of acknowledged messages whose delete was never sent (or was cut short)."""
+        return [message_id for _, message_id in self._batcher.unsent()]
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Delete batches until `aclose()`."""
@@ -88,14 +101,15 @@ class Harvester:
         """Delete everything queued, then stop."""
         await self._batcher.aclose()
 
-    async def _delete(self, handles: list[str]) -> None:
+    async def _delete(self, items: list[tuple[str, str]]) -> None:
+        handles = [handle for handle, _ in items]
         for attempt in range(1, _ENTRY_ATTEMPTS + 1):
             entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
             response = await self._sqs.call_or_report(
                 "delete_message_batch",
                 attempts=8,
                 on_fatal=self._on_fatal,
-                what=f"could not delete {len(handles)} messages",
+                what=f"could not delete {len(handles)} messages ({_ids(items, handles)})",
                 QueueUrl=self._queue_url,
                 Entries=entries,
             )
@@ -116,3 +130,9 @@ class Harvester:
                 return
             handles = retry
             await anyio.sleep(0.05 * 2**attempt)
+
+
+def _ids(items: list[tuple[str, str]], handles: list[str]) -> str:
+    """The message ids of `handles` (they come back after their visibility timeout)."""
+    wanted = set(handles)
+    return ", ".join(message_id for handle, message_id in items if handle in wanted)

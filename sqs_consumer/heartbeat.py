@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from .deadlines import ShutdownDeadline
 from .leases import Lease, Leases
 from .sqs import Sqs
 
@@ -43,6 +44,7 @@ class Heartbeat:
         counters: where failed extensions are counted (visibility_errors).
         on_fatal: called with an SqsError that should stop the consumer.
         clock: the time source (seconds).
+        deadline: bounds the shielded extension calls at shutdown (none: unbounded).
     """
 
     def __init__(
@@ -57,7 +59,9 @@ class Heartbeat:
         counters: Any,
         on_fatal: Callable[[BaseException], None],
         clock: Callable[[], float] = anyio.current_time,
+        deadline: ShutdownDeadline | None = None,
     ) -> None:
+        self._deadline = deadline or ShutdownDeadline()
         self._sqs = sqs
         self._queue_url = queue_url
         self._leases = leases
@@ -117,8 +121,10 @@ class Heartbeat:
                 return
             # Shielded: an extension sent must be seen to its end, so the lease's waiters
             # know when it has landed (stop() during one then waits for it).
-            with anyio.CancelScope(shield=True):
+            with self._deadline.shielded() as scope:
                 failed = await self._call(live)
+            if scope.cancelled_caught:
+                return  # cut short by the shutdown's deadline: the leases are settled now
             for i, (lease, timeout) in enumerate(live):
                 if i not in failed:
                     lease.visible_at = sent_at + timeout

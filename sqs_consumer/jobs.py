@@ -21,6 +21,7 @@ from typing import Protocol
 import anyio
 import attrs
 
+from .deadlines import ShutdownDeadline
 from .handling import BatchHandling, Handling
 from .leases import Lease, Leases
 from .message import Message
@@ -64,6 +65,8 @@ class Pipeline:
     telemetry: Telemetry
     lease_seconds: float
     """Visibility a receive gave each message (the heartbeat extends it)."""
+    deadline: ShutdownDeadline = attrs.field(factory=ShutdownDeadline)
+    """Bounds the shielded waits of settling and releasing at shutdown."""
 
     def lease(self, message: Message, received_at: float) -> Lease:
         return self.leases.add(message, self.lease_seconds, received_at)
@@ -73,10 +76,14 @@ class Pipeline:
         # Out of the registry first, so the heartbeat starts no new extension; then wait
         # for one in flight, so it cannot land after the delete or undo a retry delay.
         # Shielded: the handler's work is done, and a cancellation (shutdown_timeout, a
-        # forced stop) must not drop its ack. Both waits are bounded by SQS retry attempts.
+        # forced stop) must not drop its ack; but only until the shutdown's deadline (a
+        # hanging dead-letter send must not hold the shutdown).
+        if isinstance(outcome, Fail) and outcome.interrupted:
+            await self.release(lease)  # not the message's failure: the process is going
+            return Settled(kept=True, delay=0)
         self.leases.remove(lease)
         settled = Settled(kept=True)
-        with anyio.CancelScope(shield=True):
+        with self.deadline.shielded() as scope:
             await lease.wait_extended()
             try:
                 settled = await self.settler.settle(lease.message, outcome)
@@ -84,15 +91,18 @@ class Pipeline:
                 # The settler contains user code's errors; anything left is our bug, and
                 # it must not take the consumer down: the message comes back by itself.
                 log.exception("settling message %s failed", lease.message.message_id)
+        if scope.cancelled_caught:
+            self.deadline.abandon(lease.message.message_id)  # back after its visibility
         return settled
 
     async def release(self, lease: Lease) -> None:
         """Hand an unhandled message back now (visibility 0), once."""
         if not self.leases.remove(lease):
             return  # already settled or released
-        with anyio.CancelScope(shield=True):
+        with self.deadline.shielded():
             await lease.wait_extended()  # an extension landing later would undo the release
-        self.visibility.change(lease.message.receipt_handle, 0)
+        message = lease.message
+        self.visibility.change(message.receipt_handle, 0, message.message_id)
         self.counters.released += 1
 
 

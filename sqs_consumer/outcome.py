@@ -28,6 +28,9 @@ class Fail:
     straggler: anyio.Event | None = None
     """For a timed-out sync handler: set when its thread finally returns. The job keeps
     its worker slot until then, so abandoned threads never exceed the concurrency."""
+    interrupted: bool = False
+    """The handler raised a BaseException (KeyboardInterrupt, SystemExit, ...): the
+    consumer is stopping, and the message goes back unhandled instead of being retried."""
 
 
 Outcome = Ack | Fail

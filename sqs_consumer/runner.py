@@ -215,11 +215,6 @@ class SqsRunner:
         finally:
             self._pollers -= 1
 
-    def _abandoned(self, raw: list[Any]) -> None:
-        """A receive abandoned at stop came back with messages: count them and hand them back."""
-        self._counters.received += len(raw)
-        self._hand_back(raw)
-
     def _holding_groups(self) -> bool:
         """FIFO: True while we hold messages (handling, waiting their turn or being deleted).
 
@@ -253,7 +248,7 @@ class SqsRunner:
         try:
             raw = await self._sqs.receive(
                 self._release,
-                on_abandoned=self._abandoned,
+                on_abandoned=self._returned_late,
                 attempt_id=self._fifo,
                 MaxNumberOfMessages=ask,
                 **options,
@@ -270,6 +265,12 @@ class SqsRunner:
         if not raw:
             self._counters.empty_receives += 1
         return raw
+
+    def _returned_late(self, raw: list[Any]) -> None:
+        """Messages a cancelled receive had already got: received, and handed straight back
+        (counted as both, so that released never exceeds received)."""
+        self._counters.received += len(raw)
+        self._hand_back(raw)
 
     def _keep_polling(self, asked: int, got: int, free: int) -> bool:
         """Auto pollers: add a loop after a full receive with capacity to spare; end on empty."""

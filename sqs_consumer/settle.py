@@ -84,7 +84,7 @@ class Settler:
                 self._counters.discarded += 1
             else:
                 self._counters.succeeded += 1
-            self._harvester.ack(message.receipt_handle)
+            self._harvester.ack(message.receipt_handle, message.message_id)
             return _GONE
         self._counters.failed += 1
         if outcome.timed_out:
@@ -108,7 +108,7 @@ class Settler:
             return False  # not in the DLQ: keep it in the queue, it comes back
         self._counters.dead_lettered += 1
         self._telemetry.dead_lettered()
-        self._harvester.ack(message.receipt_handle)
+        self._harvester.ack(message.receipt_handle, message.message_id)
         return True
 
     def _retry_later(self, message: Message, outcome: Fail) -> int | None:
@@ -126,7 +126,7 @@ class Settler:
         if delay is not None:
             self._counters.retried += 1
             self._telemetry.retried()
-            self._visibility.change(message.receipt_handle, delay)
+            self._visibility.change(message.receipt_handle, delay, message.message_id)
         return delay
 
     def _delay(self, message: Message, outcome: Fail) -> int | None:

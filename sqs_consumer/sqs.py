@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import anyio
 import attrs
 
+from .deadlines import CALL_TIMEOUT
 from .errors import ErrorKind, QueueCheckError, SqsError, classify, error_code
 from .stats import Counters
 from .threads import DaemonThreads
@@ -152,7 +153,7 @@ class Sqs:
             SqsError: a fatal error, or the last transient one once `attempts` ran out.
         """
         method = partial(getattr(self.client, operation), **kwargs)
-        return await self._retrying(operation, attempts, method)
+        return await self._retrying(operation, attempts, method, timeout=CALL_TIMEOUT)
 
     async def call_or_report(
         self,
@@ -209,12 +210,14 @@ class Sqs:
         operation: str,
         attempts: int | None,
         function: Callable[[], Any],
+        *,
+        timeout: float | None = None,
     ) -> Any:
         attempt = 0
         while True:
             started = anyio.current_time()
             try:
-                result = await self._threads.run_sync(function, limiter=self._limiter)
+                result = await self._attempt(function, timeout)
             except Exception as exc:
                 self._observe(operation, started, error_code(exc) or type(exc).__name__)
                 attempt += 1
@@ -231,6 +234,15 @@ class Sqs:
             else:
                 self._observe(operation, started, None)
                 return result
+
+    async def _attempt(self, function: Callable[[], Any], timeout: float | None) -> Any:
+        """One call in a thread; past `timeout` it is abandoned as a (transient) timeout, so a
+        client that hangs cannot hold a delete, a release or a shutdown."""
+        if timeout is None:
+            return await self._threads.run_sync(function, limiter=self._limiter)
+        with anyio.move_on_after(timeout):
+            return await self._threads.run_sync(function, limiter=self._limiter)
+        raise TimeoutError(f"no answer within {timeout:g} s (the call is abandoned)")
 
     def _observe(self, operation: str, started: float, error: str | None) -> None:
         if self._on_call is not None:

@@ -11,6 +11,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .batching import Batcher
+from .deadlines import ShutdownDeadline
 from .sqs import Sqs
 
 __all__ = ["VisibilityChanger"]
@@ -38,6 +39,7 @@ class VisibilityChanger:
         interval: seconds a change may wait for its batch to fill.
         counters: where errors are counted (attribute visibility_errors).
         on_fatal: called with an SqsError that should stop the consumer.
+        deadline: bounds the shielded sends at shutdown (none: unbounded).
     """
 
     def __init__(
@@ -48,19 +50,30 @@ class VisibilityChanger:
         interval: float,
         counters: Any,
         on_fatal: Callable[[BaseException], None],
+        deadline: ShutdownDeadline | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._counters = counters
         self._on_fatal = on_fatal
-        self._batcher: Batcher[tuple[str, int]] = Batcher(self._change, size=10, interval=interval)
+        # (receipt handle, seconds, message id): the id names what was not sent at shutdown.
+        self._batcher: Batcher[tuple[str, int, str]] = Batcher(
+            self._change,
+            size=10,
+            interval=interval,
+            shield=deadline.shielded if deadline is not None else None,
+        )
 
-    def change(self, receipt_handle: str, timeout: float) -> None:
+    def change(self, receipt_handle: str, timeout: float, message_id: str = "?") -> None:
         """Queue a visibility change to `timeout` seconds from now (never blocks).
 
         SQS takes whole seconds: a fraction rounds up, so a delay never comes back early.
         """
-        self._batcher.put_nowait((receipt_handle, whole_seconds(timeout)))
+        self._batcher.put_nowait((receipt_handle, whole_seconds(timeout), message_id))
+
+    def unsent(self) -> list[str]:
+        """Ids of messages whose visibility change was never sent (or was cut short)."""
+        return [message_id for _, _, message_id in self._batcher.unsent()]
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Send changes until `aclose()`."""
@@ -74,7 +87,8 @@ class VisibilityChanger:
         """Send everything queued, then stop."""
         await self._batcher.aclose()
 
-    async def _change(self, changes: list[tuple[str, int]]) -> None:
+    async def _change(self, items: list[tuple[str, int, str]]) -> None:
+        changes = [(handle, timeout) for handle, timeout, _ in items]
         for attempt in range(1, _ENTRY_ATTEMPTS + 1):
             entries = [
                 {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": timeout}
