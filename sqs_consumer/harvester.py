@@ -35,6 +35,8 @@ class Harvester:
         queue_url: the queue the messages came from.
         size: entries per DeleteMessageBatch.
         interval: seconds an ack may wait for its batch to fill.
+        sends: DeleteMessageBatch calls in flight at once (deletes per second are about
+            `sends x size / round trip`).
         counters: where deletes and errors are counted (attributes deleted, delete_errors).
         telemetry: metrics (messages deleted).
         on_fatal: called with an SqsError that should stop the consumer.
@@ -48,6 +50,7 @@ class Harvester:
         *,
         size: int,
         interval: float,
+        sends: int = 8,
         counters: Any,
         telemetry: Telemetry,
         on_fatal: Callable[[BaseException], None],
@@ -63,6 +66,7 @@ class Harvester:
             self._delete,
             size=size,
             interval=interval,
+            max_sends=sends,
             shield=deadline.shielded if deadline is not None else None,
         )
 

@@ -273,12 +273,14 @@ class SqsRunner:
         self._hand_back(raw)
 
     def _keep_polling(self, asked: int, got: int, free: int) -> bool:
-        """Auto pollers: add a loop after a full receive with capacity to spare; end on empty."""
+        """Auto pollers: after a full receive, add a loop per batch of room still to fill
+        (all at once: growing one by one takes a round trip per loop); end on empty."""
         if got == 0:
             return self._pollers <= 1
-        full = got == asked == self._batch
-        if full and self._pollers < self._max_pollers and free - got >= self._batch:
-            self._spawn()
+        if got == asked == self._batch:
+            wanted = min((free - got) // self._batch, self._max_pollers - self._pollers)
+            for _ in range(wanted):
+                self._spawn()
         return True
 
     def _free(self) -> int:

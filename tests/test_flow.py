@@ -196,7 +196,9 @@ class Clock:
 def test_prefetch_is_rate_times_latency_with_headroom_and_capped() -> None:
     """Little's law: held ahead = handling rate x receive latency (x 1.5), 1 to 4 x C."""
     clock, done = Clock(), [0]
-    prefetch = Prefetch("auto", concurrency=50, done=lambda: done[0], initial=10, clock=clock)
+    prefetch = Prefetch(
+        "auto", concurrency=50, done=lambda: done[0], running=lambda: 50, initial=10, clock=clock
+    )
     assert prefetch.target() == 10  # nothing measured yet
     prefetch.received(0.1, asked=10, got=10)  # a full receive: 100 ms round trip
     for _ in range(30):  # 1,000 messages per second
@@ -220,10 +222,26 @@ def test_prefetch_is_rate_times_latency_with_headroom_and_capped() -> None:
     assert prefetch.target() == 1
 
 
+def test_starved_slots_measure_the_rate_they_could_handle() -> None:
+    """Slots idle for want of messages: the rate is scaled by the share that was busy, so a
+    slow receive does not keep the prefetch as small as the starvation it causes."""
+    clock, done = Clock(), [0]
+    prefetch = Prefetch(
+        "auto", concurrency=100, done=lambda: done[0], running=lambda: 10, initial=10, clock=clock
+    )
+    prefetch.received(0.1, asked=10, got=10)
+    for _ in range(30):  # 1,000 per second with 10 of 100 slots busy: 10,000 when fed
+        clock.now += 0.1
+        done[0] += 100
+        prefetch.target()
+    assert prefetch.fed_rate() == pytest.approx(10_000)
+    assert prefetch.target() == 400  # 10,000/s x 0.1 s x 1.5, capped at 4 x 100
+
+
 def test_fixed_and_strict_prefetch_do_not_measure() -> None:
     clock = Clock()
-    fixed = Prefetch(7, concurrency=5, done=lambda: 0, initial=10, clock=clock)
-    strict = Prefetch(0, concurrency=5, done=lambda: 0, initial=10, clock=clock)
+    fixed = Prefetch(7, concurrency=5, done=lambda: 0, running=lambda: 0, initial=10, clock=clock)
+    strict = Prefetch(0, concurrency=5, done=lambda: 0, running=lambda: 0, initial=10, clock=clock)
     fixed.received(0.1, asked=10, got=10)
     clock.now += 10
     assert (fixed.target(), fixed.strict, fixed.latency) == (7, False, None)
