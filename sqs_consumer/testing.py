@@ -376,6 +376,17 @@ class MemorySQS:
 
     # -- faults and latency -------------------------------------------------------------------
 
+    @property
+    def latency(self) -> float:
+        """Seconds slept at the start of every call; settable (fill fast, then slow down)."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError(f"MemorySQS latency must be >= 0 seconds, got {seconds!r}")
+        self._latency = float(seconds)
+
     def inject_faults(
         self,
         rate: float,
