@@ -544,7 +544,6 @@ class Consumer:
             opts.prefetch,
             concurrency=opts.concurrency,
             done=lambda: leases.finished,
-            running=lambda: leases.running,
             # Before anything is measured: one receive's worth, no more than the slots.
             initial=min(opts.batch_size, opts.concurrency),
         )

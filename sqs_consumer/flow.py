@@ -31,28 +31,31 @@ PREFETCH_MULTIPLIER = 4
 default prefetch multiplier, made safe here by the heartbeat)."""
 
 _SAMPLE_EVERY = 0.1  # seconds between rate samples
-_RATE_WEIGHT = 0.5  # weight of a new sample in the moving averages
+_RATE_WEIGHT = 0.5  # weight of a new sample in the rate's moving average
+_LATENCY_RISE = 0.05  # how fast the round-trip floor follows slower receives
 _HEADROOM = 1.5  # hold this much over rate x latency: both vary from one receive to the next
 
 
 class Prefetch:
     """Messages to hold ahead of the free slots: fixed, or measured (`"auto"`).
 
-    Little's law sizes the pipe: messages asked for or waiting = the rate at which the slots
-    take messages x the receive round trip. The rate is the one the slots sustain when
-    they are kept fed: finished messages per second (from `done()`) scaled up by the share
-    of slots that were busy (from `running()`), so that a consumer starved by a slow receive
-    does not measure its own starvation and stay starved. Slow handlers keep their slots
-    busy, so their rate is what they handle: they get almost no prefetch. The round trip is
-    measured from `received()`: only receives that came back full count (one that got fewer
-    messages than it asked for may have waited on an empty queue for new ones to arrive);
-    a shorter partial one lowers the estimate, never raises it.
+    Little's law sizes the pipe: messages asked for or waiting = handling rate x receive
+    round trip, with some headroom. The rate is finished messages per second (from
+    `done()`), sampled every 0.1 s. A consumer starved by a slow receive handles more as its
+    prefetch grows, so the measured rate, and the prefetch, grow together until the slots
+    are fed (or the cap is reached); slow handlers keep their rate, and their prefetch, low.
+
+    The round trip is the floor of what receives take, not their average: once the server
+    is the bottleneck, every request held in flight lengthens the round trip, and sizing by
+    that would only queue more requests at the server. So a faster receive lowers the
+    estimate at once and a slower one raises it only slowly. Only receives that came back
+    full count (one that got fewer messages than it asked for may have waited on an empty
+    queue for new ones to arrive).
 
     Args:
         setting: `"auto"`, or a fixed number of messages (0: strict, only free slots).
         concurrency: the slots (the cap is `PREFETCH_MULTIPLIER` times it).
         done: the running count of messages finished (settled or released).
-        running: the handlers running now.
         initial: the prefetch before anything has been measured.
         clock: the time source (seconds).
     """
@@ -63,16 +66,12 @@ class Prefetch:
         *,
         concurrency: int,
         done: Callable[[], int],
-        running: Callable[[], int],
         initial: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fixed = None if setting == "auto" else int(setting)
         self._cap = PREFETCH_MULTIPLIER * concurrency
-        self._concurrency = concurrency
         self._done = done
-        self._running = running
-        self._busy: float | None = None  # handlers running, on average
         self._clock = clock
         self._initial = min(initial, self._cap)
         self._rate: float | None = None  # messages finished per second
@@ -91,27 +90,19 @@ class Prefetch:
         """The measured handling rate (messages per second), None before a measure."""
         return self._rate
 
-    def fed_rate(self) -> float | None:
-        """The rate the slots would handle if always fed (None before a measure)."""
-        if self._rate is None or self._busy is None:
-            return None
-        # At least one handler counts as busy: handlers too quick to be seen running at
-        # a sample still took a slot each, and a rate of nothing yet must stay nothing.
-        return self._rate * max(1.0, self._concurrency / max(self._busy, 1.0))
-
     @property
     def latency(self) -> float | None:
-        """The measured receive round trip (seconds), None before a measure."""
+        """The receive round trip's floor (seconds), None before a measure."""
         return self._latency
 
     def received(self, seconds: float, *, asked: int, got: int) -> None:
         """A receive that asked for `asked` messages returned `got` after `seconds`."""
         if self._fixed is not None or got <= 0:
             return
-        if self._latency is None or got >= asked:
-            self._latency = _average(self._latency, seconds)
-        elif seconds < self._latency:
+        if self._latency is None or seconds < self._latency:
             self._latency = seconds
+        elif got >= asked:
+            self._latency += _LATENCY_RISE * (seconds - self._latency)
 
     def target(self) -> int:
         """Messages to hold now beyond the free slots (asked for, received or waiting)."""
@@ -122,11 +113,9 @@ class Prefetch:
         if elapsed >= _SAMPLE_EVERY:
             done = self._done()
             self._rate = _average(self._rate, (done - self._sampled_done) / elapsed)
-            self._busy = _average(self._busy, self._running())
             self._sampled_at, self._sampled_done = now, done
-            rate = self.fed_rate()
-            if self._latency is not None and rate is not None:
-                wanted = rate * self._latency * _HEADROOM
+            if self._latency is not None:
+                wanted = self._rate * self._latency * _HEADROOM
                 self._target = max(
                     1, min(self._cap, math.ceil(wanted) if wanted < self._cap else self._cap)
                 )

@@ -42,6 +42,9 @@ class Leases:
     def __init__(self, clock: Callable[[], float] = anyio.current_time) -> None:
         self._clock = clock
         self._leases: dict[str, Lease] = {}
+        self._by_id: dict[str, Lease] = {}  # the same leases, by message id
+        self.on_removed: Callable[[], None] | None = None
+        """Called when a lease goes (the runner: room for another message)."""
         self._accepting = True
         self._removed: anyio.Event | None = None  # set when a lease goes (someone waits)
         self._started = 0  # leases held whose handler has begun
@@ -72,6 +75,7 @@ class Leases:
         """
         lease = Lease(message, received_at, received_at + visibility)
         self._leases[message.receipt_handle] = lease
+        self._by_id[message.message_id] = lease
         return lease
 
     def start(self, lease: Lease) -> bool:
@@ -90,12 +94,16 @@ class Leases:
         """Forget a lease (its message is being settled); False if it was already gone."""
         if self._leases.pop(lease.message.receipt_handle, None) is None:
             return False
+        if self._by_id.get(lease.message.message_id) is lease:
+            del self._by_id[lease.message.message_id]
         self.finished += 1
         if lease.started:
             self._started -= 1
         if self._removed is not None:
             self._removed.set()
             self._removed = None
+        if self.on_removed is not None:
+            self.on_removed()
         return True
 
     async def wait_removed(self) -> None:
@@ -103,6 +111,22 @@ class Leases:
         if self._removed is None:
             self._removed = anyio.Event()
         await self._removed.wait()
+
+    def adopt(self, message: Message) -> bool:
+        """True if a message with this id is held already: a second delivery of it.
+
+        The held lease takes the new receipt handle (SQS honours only the latest one for the
+        delete and visibility changes) and the duplicate is not handled a second time at
+        once. SQS delivers a message again while it is in flight only if its visibility ran
+        out; some emulators (moto's server) also do when two receives run at once.
+        """
+        lease = self._by_id.get(message.message_id)
+        if lease is None:
+            return False
+        del self._leases[lease.message.receipt_handle]
+        lease.message = attrs.evolve(lease.message, receipt_handle=message.receipt_handle)
+        self._leases[message.receipt_handle] = lease
+        return True
 
     def close(self) -> None:
         """Refuse further starts (shutdown): a message not yet started is released instead."""

@@ -139,7 +139,9 @@ class SqsRunner:
         self._on_fatal = on_fatal
         self._pollers = 0
         self._asked = 0  # messages requested by receives still in flight
-        self._answered: anyio.Event | None = None  # set when a receive in flight returns
+        # Set when room may have appeared: a receive answered, or a held message settled.
+        self._answered: anyio.Event | None = None
+        leases.on_removed = self._room_changed
         self._tg: TaskGroup | None = None
         self._stopping = False
         self._done = anyio.Event()
@@ -200,8 +202,7 @@ class SqsRunner:
                     self._hand_back(raw)
                     return
                 if raw:
-                    url = self._queue_url
-                    await self._dispatch([Message.from_sqs(m, queue_url=url) for m in raw], sent_at)
+                    await self._hand_over(raw, sent_at)
                 if self._auto and not self._keep_polling(ask, len(raw), free):
                     return
                 if raw:
@@ -255,9 +256,7 @@ class SqsRunner:
             )
         finally:
             self._asked -= ask
-            if self._answered is not None:
-                self._answered.set()
-                self._answered = None
+            self._room_changed()
         self._prefetch.received(time.monotonic() - sent, asked=ask, got=len(raw))
         self._counters.receives += 1
         self._counters.received += len(raw)
@@ -265,6 +264,18 @@ class SqsRunner:
         if not raw:
             self._counters.empty_receives += 1
         return raw
+
+    async def _hand_over(self, raw: list[Any], sent_at: float) -> None:
+        url, leases = self._queue_url, self._leases
+        messages = [Message.from_sqs(m, queue_url=url) for m in raw]
+        fresh = [m for m in messages if not leases.adopt(m)]
+        if len(fresh) < len(messages):
+            log.info(
+                "%d message(s) delivered again while held: not handled twice",
+                len(messages) - len(fresh),
+            )
+        if fresh:
+            await self._dispatch(fresh, sent_at)
 
     def _returned_late(self, raw: list[Any]) -> None:
         """Messages a cancelled receive had already got: received, and handed straight back
@@ -304,12 +315,17 @@ class SqsRunner:
         if self._acks.outstanding() >= self._unconfirmed_limit:
             self._acks.flush_nowait()
             await self._acks.wait_deleted()
-        elif self._asked:
-            # Receives in flight have claimed what is free: wait for one to answer.
+        elif self._strict and self._worker.capacity() <= 0 and not self._asked:
+            await self._worker.wait_for_capacity()
+        else:
+            # Receives in flight have claimed what is free, or held messages fill it: wait
+            # for either to change (both free room, and waiting on one alone makes the
+            # receives go out in waves).
             if self._answered is None:
                 self._answered = anyio.Event()
             await self._answered.wait()
-        elif self._strict and self._worker.capacity() <= 0:
-            await self._worker.wait_for_capacity()
-        else:
-            await self._leases.wait_removed()  # a message settled: room for another
+
+    def _room_changed(self) -> None:
+        if self._answered is not None:
+            self._answered.set()
+            self._answered = None
