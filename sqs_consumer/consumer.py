@@ -544,8 +544,9 @@ class Consumer:
             opts.prefetch,
             concurrency=opts.concurrency,
             done=lambda: leases.finished,
-            # Before anything is measured: one receive's worth, no more than the slots.
-            initial=min(opts.batch_size, opts.concurrency),
+            # Until the first message is handled: as many again as the slots (a slot's worth
+            # each), so that a slow receive does not starve the start.
+            initial=opts.concurrency,
         )
         receive_options: dict[str, Any] = {"WaitTimeSeconds": opts.wait_time_seconds}
         if opts.visibility_timeout is not None:

@@ -30,7 +30,7 @@ PREFETCH_MULTIPLIER = 4
 """`prefetch="auto"` never holds more than this many times `concurrency` ahead (Celery's
 default prefetch multiplier, made safe here by the heartbeat)."""
 
-_SAMPLE_EVERY = 0.1  # seconds between rate samples
+_SAMPLE_EVERY = 0.05  # seconds between rate samples
 _RATE_WEIGHT = 0.5  # weight of a new sample in the rate's moving average
 _LATENCY_RISE = 0.05  # how fast the round-trip floor follows slower receives
 _HEADROOM = 1.5  # hold this much over rate x latency: both vary from one receive to the next
@@ -112,6 +112,9 @@ class Prefetch:
         elapsed = now - self._sampled_at
         if elapsed >= _SAMPLE_EVERY:
             done = self._done()
+            if done == 0:
+                self._sampled_at = now
+                return self._target  # nothing handled yet: no rate to measure
             self._rate = _average(self._rate, (done - self._sampled_done) / elapsed)
             self._sampled_at, self._sampled_done = now, done
             if self._latency is not None:

@@ -143,11 +143,11 @@ async def test_prefetch_fills_the_pipe_behind_a_slow_receive(
     than the free slots (the rate x latency of Little's law), never past 5 + 4 x 5; strict
     mode asks only for the slots."""
     memory = CountsAsked()
-    env = env_on(memory, 1500)
+    env = env_on(memory, 600)
     memory.latency = 0.05
     consumer = Consumer(lambda m: None, env.options(concurrency=5, prefetch=prefetch))
     async with running(consumer):
-        await wait_for(lambda: consumer.stats().deleted >= 1000, timeout=60)
+        await wait_for(lambda: consumer.stats().deleted >= 150, timeout=60)
     low, high = most
     assert low <= memory.most_asked <= high, memory.most_asked
 
