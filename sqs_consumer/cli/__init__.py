@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .config import ConfigError, Setting, cli_settings, option_settings
+from .config import LOCK_SETTINGS, ConfigError, Setting, cli_settings, option_settings
 
 __all__ = ["build_parser", "main"]
 
@@ -47,18 +47,22 @@ def _add_settings(parser: argparse.ArgumentParser, *, batch: bool) -> None:
         metavar="FILE",
         help="read SQS_CONSUMER_* (and, for http, sqsd's names) from a dotenv file",
     )
+    locks = parser.add_argument_group(
+        "locks and idempotency (docs/exactly-once.md; each also SQS_CONSUMER_<NAME>)"
+    )
     for setting in cli_settings():
-        if setting.name == "no_retry":
-            files.add_argument(
-                "--no-retry",
-                dest="set__no_retry",
+        group = locks if setting.name in LOCK_SETTINGS else files
+        if setting.name in ("no_retry", "abort_if_locked"):
+            group.add_argument(
+                setting.flag,
+                dest=f"set__{setting.name}",
                 action="store_const",
                 const="true",
                 default=argparse.SUPPRESS,
                 help=setting.help,
             )
         else:
-            _add_setting(files, setting)
+            _add_setting(group, setting)
     options = parser.add_argument_group("consumer options (each also SQS_CONSUMER_<NAME>)")
     for setting in option_settings(batch=batch):
         if setting.name == "batch":

@@ -15,6 +15,7 @@ from typing import Any
 from ..consumer import Consumer
 from ..decorator import SqsHandler
 from ..errors import QueueCheckError, SqsConsumerError
+from ..locks.store import LockCheckError
 from ..options import ConsumerOptions
 from .config import ConfigError
 
@@ -96,7 +97,7 @@ def serve(
 ) -> int:
     """Run a consumer until SIGTERM/SIGINT and its drain; the exit code.
 
-    0 after a clean drain; 2 when the queue cannot be used or the stats port is taken
+    0 after a clean drain; 2 when the queue or a lock table cannot be used or the stats port is taken
     (start-up problems an operator fixes); 1 when SQS failed fatally while running.
     `after` runs once the consumer has stopped, whatever happened.
     """
@@ -107,7 +108,7 @@ def serve(
     _watch_supervisor(consumer)
     try:
         consumer.start()
-    except QueueCheckError as exc:
+    except (QueueCheckError, LockCheckError) as exc:
         _say(str(exc))
         return 2
     except OSError as exc:  # the stats server could not bind

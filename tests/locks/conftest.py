@@ -10,6 +10,7 @@ import pytest
 
 from sqs_consumer.locks import DynamoDBLockStore, LockStore, MemoryLockStore
 from sqs_consumer.locks.dynamodb import KEY_ATTRIBUTE
+from tests.cli.conftest import cli, sqs_queue  # noqa: F401 - the CLI fixtures, for kick's tests
 from tests.conftest import REGION, QueueEnv, unique_name
 
 
