@@ -1,6 +1,6 @@
 """The `sqs-consumer` command line (`python -m sqs_consumer` is the same).
 
-Commands: `run MODULE:ATTR`, `http URL`, `exec -- CMD ARGS...`, `send`, `demo`. A usage
+Commands: `run MODULE:ATTR`, `http URL`, `exec -- CMD ARGS...`, `kick`, `send`, `demo`. A usage
 error (a bad flag or value, an unimportable target, a missing queue) prints one line
 naming the problem and exits 2. Only the command that runs imports what it needs, so
 `--help` and `import sqs_consumer` stay light.
@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings(exec_, batch=False)
 
+    from .kick import add_kick_parser
+
+    add_kick_parser(commands, _formatter, _add_setting)
+
     send = commands.add_parser(
         "send",
         help="send one message per input line",
@@ -251,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return run_demo(messages=args.messages, concurrency=args.concurrency, plain=args.plain)
+        if args.command == "kick":
+            from .kick import run_kick
+
+            return run_kick(args)
         if args.command == "send":
             from .send import run_send
 

@@ -94,12 +94,14 @@ def serve(
     options: ConsumerOptions,
     *,
     after: Callable[[], None] | None = None,
+    before: Callable[[Consumer], None] | None = None,
 ) -> int:
     """Run a consumer until SIGTERM/SIGINT and its drain; the exit code.
 
     0 after a clean drain; 2 when the queue or a lock table cannot be used or the stats port is taken
     (start-up problems an operator fixes); 1 when SQS failed fatally while running.
-    `after` runs once the consumer has stopped, whatever happened.
+    `before` gets the consumer before it starts (`kick` serves its stats from it); `after`
+    runs once the consumer has stopped, whatever happened.
     """
     try:
         consumer = Consumer(handler, options)
@@ -107,6 +109,8 @@ def serve(
         raise ConfigError(str(exc)) from None
     _watch_supervisor(consumer)
     try:
+        if before is not None:
+            before(consumer)
         consumer.start()
     except (QueueCheckError, LockCheckError) as exc:
         _say(str(exc))
