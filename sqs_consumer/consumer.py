@@ -17,7 +17,7 @@ from typing import Any, cast
 import anyio
 import attrs
 
-from . import calls
+from . import calls, stats
 from .batch import is_batch_handler
 from .checks import generator_problem, positional_problem
 from .deadletter import DeadLetters
@@ -214,6 +214,7 @@ class Consumer:
         undo = calls.install(
             calls.SyncCalls(self._threads, anyio.CapacityLimiter(self.options.concurrency))
         )
+        undo_counters = stats.install(self._counters)
         try:
             await self._serve()
         except BaseExceptionGroup as group:
@@ -222,6 +223,7 @@ class Consumer:
                 raise group.exceptions[0] from None
             raise
         finally:
+            undo_counters()
             undo()
             with self._lock:
                 self._state = State.STOPPED
@@ -317,6 +319,12 @@ class Consumer:
         queue = await check_queue(sqs, opts.queue_url)
         if opts.dead_letter_queue_url is not None:
             await check_queue(sqs, opts.dead_letter_queue_url, option="dead_letter_queue_url")
+        for middleware in opts.middleware:
+            # A middleware that needs a resource (a lock table) checks it here, so a missing
+            # one fails start() before any message is received.
+            check = getattr(middleware, "__sqs_check__", None)
+            if check is not None:
+                await check()
         self._telemetry = self._make_telemetry(queue)
         parts = self._build(sqs, queue)
         self._parts = parts

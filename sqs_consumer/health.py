@@ -139,6 +139,8 @@ class StatsServer:
         stats: returns the figures for `/stats` (e.g. `lambda: consumer.stats().as_dict()`).
         healthy: returns whether `/healthz` says 200.
         host: the address to listen on ("0.0.0.0" in a container, for the kubelet's probes).
+        routes: more JSON paths, each with the callable that returns its figures (e.g.
+            `kick`'s sqsjkr-shaped `/stats/metrics/v2`).
         read_timeout: seconds a client has to send its request head.
         max_request_bytes: the largest request head accepted (431 beyond).
     """
@@ -150,6 +152,7 @@ class StatsServer:
         stats: Callable[[], Mapping[str, Any]],
         healthy: Callable[[], bool],
         host: str = "127.0.0.1",
+        routes: Mapping[str, Callable[[], Mapping[str, Any]]] | None = None,
         read_timeout: float = 5.0,
         max_request_bytes: int = 8192,
     ) -> None:
@@ -157,6 +160,7 @@ class StatsServer:
         self.host = host
         self._stats = stats
         self._healthy = healthy
+        self._routes = {"/stats": stats, **(routes or {})}
         self._read_timeout = read_timeout
         self._max_request_bytes = max_request_bytes
 
@@ -210,7 +214,7 @@ class StatsServer:
         raise _BadRequest(408)
 
     def _respond(self, method: str, path: str) -> tuple[int, str, bytes]:
-        if path not in ("/healthz", "/stats"):
+        if path != "/healthz" and path not in self._routes:
             return 404, "text/plain", b"not found\n"
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"method not allowed\n"
@@ -219,7 +223,7 @@ class StatsServer:
                 if self._healthy():
                     return 200, "text/plain", b"ok\n"
                 return 503, "text/plain", b"unhealthy\n"
-            body = json.dumps(dict(self._stats()), sort_keys=True, default=str)
+            body = json.dumps(dict(self._routes[path]()), sort_keys=True, default=str)
             return 200, "application/json", body.encode() + b"\n"
         except Exception:  # a broken callback must not take the consumer down with it
             log.exception("%s failed", path)

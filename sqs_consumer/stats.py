@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
+from functools import partial
+
 import attrs
 
 from .workers import WorkerStats
 
-__all__ = ["Counters", "Stats"]
+__all__ = ["Counters", "Stats", "count_duplicate", "install"]
 
 
 @attrs.define(slots=True)
@@ -27,6 +31,7 @@ class Counters:
     sqs_retries: int = 0
     receives: int = 0
     empty_receives: int = 0
+    duplicates: int = 0
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -51,6 +56,8 @@ class Stats:
     """Received messages handed back unhandled (visibility 0), e.g. at shutdown."""
     deleted: int
     """Messages deleted from the queue."""
+    duplicates: int
+    """Messages acknowledged unhandled because their key had completed (`Idempotent`)."""
     delete_errors: int
     """Deletes refused for good (e.g. the receipt handle had expired)."""
     sqs_retries: int
@@ -96,6 +103,7 @@ class Stats:
             dead_lettered=counters.dead_lettered,
             released=counters.released,
             deleted=counters.deleted,
+            duplicates=counters.duplicates,
             delete_errors=counters.delete_errors,
             sqs_retries=counters.sqs_retries,
             receives=counters.receives,
@@ -112,3 +120,21 @@ class Stats:
     def as_dict(self) -> dict[str, int]:
         """The snapshot as a plain dict (for JSON)."""
         return attrs.asdict(self)
+
+
+# Middleware (Idempotent) counts into the running consumer's counters: the consumer installs
+# them for its run, and every task it starts inherits them.
+_current: ContextVar[Counters | None] = ContextVar("sqs_consumer_counters", default=None)
+
+
+def install(counters: Counters) -> Callable[[], None]:
+    """Make `counters` the current consumer's for this context; returns the undo."""
+    token = _current.set(counters)
+    return partial(_current.reset, token)
+
+
+def count_duplicate() -> None:
+    """Count one duplicate for the consumer running this task (nothing outside a consumer)."""
+    counters = _current.get()
+    if counters is not None:
+        counters.duplicates += 1

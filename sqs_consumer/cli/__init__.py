@@ -1,6 +1,6 @@
 """The `sqs-consumer` command line (`python -m sqs_consumer` is the same).
 
-Commands: `run MODULE:ATTR`, `http URL`, `exec -- CMD ARGS...`, `send`, `demo`. A usage
+Commands: `run MODULE:ATTR`, `http URL`, `exec -- CMD ARGS...`, `kick`, `send`, `demo`. A usage
 error (a bad flag or value, an unimportable target, a missing queue) prints one line
 naming the problem and exits 2. Only the command that runs imports what it needs, so
 `--help` and `import sqs_consumer` stay light.
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .config import ConfigError, Setting, cli_settings, option_settings
+from .config import LOCK_SETTINGS, ConfigError, Setting, cli_settings, option_settings
 
 __all__ = ["build_parser", "main"]
 
@@ -47,18 +47,22 @@ def _add_settings(parser: argparse.ArgumentParser, *, batch: bool) -> None:
         metavar="FILE",
         help="read SQS_CONSUMER_* (and, for http, sqsd's names) from a dotenv file",
     )
+    locks = parser.add_argument_group(
+        "locks and idempotency (docs/exactly-once.md; each also SQS_CONSUMER_<NAME>)"
+    )
     for setting in cli_settings():
-        if setting.name == "no_retry":
-            files.add_argument(
-                "--no-retry",
-                dest="set__no_retry",
+        group = locks if setting.name in LOCK_SETTINGS else files
+        if setting.name in ("no_retry", "abort_if_locked"):
+            group.add_argument(
+                setting.flag,
+                dest=f"set__{setting.name}",
                 action="store_const",
                 const="true",
                 default=argparse.SUPPRESS,
                 help=setting.help,
             )
         else:
-            _add_setting(files, setting)
+            _add_setting(group, setting)
     options = parser.add_argument_group("consumer options (each also SQS_CONSUMER_<NAME>)")
     for setting in option_settings(batch=batch):
         if setting.name == "batch":
@@ -133,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         "command_line", metavar="CMD", nargs="+", help="the command and its arguments (after --)"
     )
     _add_settings(exec_, batch=False)
+
+    from .kick import add_kick_parser
+
+    add_kick_parser(commands, _formatter, _add_setting)
 
     send = commands.add_parser(
         "send",
@@ -247,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return run_demo(messages=args.messages, concurrency=args.concurrency, plain=args.plain)
+        if args.command == "kick":
+            from .kick import run_kick
+
+            return run_kick(args)
         if args.command == "send":
             from .send import run_send
 

@@ -80,6 +80,9 @@ def run_consumer(args: argparse.Namespace, argv: list[str]) -> int:
         options = build_options(layers)
         runner = ExecHandler(args.command_line, timeout=options.handler_timeout)
         handler, after = runner, runner.kill_all
+    from .locking import with_locks
+
+    options = with_locks(layers, options)
     processes = layers.get("processes", 1)
     if processes > 1 and options.is_memory:
         raise ConfigError(

@@ -33,6 +33,7 @@ __all__ = [
     "build_options",
     "cli_settings",
     "layered",
+    "lock_settings",
     "option_settings",
     "parse_duration",
     "read_env_file",
@@ -215,6 +216,48 @@ def cli_settings() -> list[Setting]:
                 "N", is_option=False),
         Setting("no_retry", _bool, "leave retries to the queue's visibility timeout "
                 "(retry=None)", "BOOL", is_option=False),
+        *lock_settings(),
+    ]  # fmt: skip
+
+
+def _key_spec(text: str) -> str:
+    from ..locks.keys import key_function
+
+    text = text.strip()
+    key_function(text, what="the key")  # raises ValueError naming the accepted forms
+    return text
+
+
+def _seconds(text: str) -> float:
+    seconds = parse_duration(text)
+    if not seconds > 0:
+        raise ValueError("expected a duration > 0 (seconds, or e.g. 90s, 10m, 24h)")
+    return seconds
+
+
+LOCK_SETTINGS = (
+    "idempotency_table", "idempotency_key", "idempotency_ttl",
+    "lock_table", "lock_key", "lock_lease", "abort_if_locked",
+)  # fmt: skip
+
+
+def lock_settings() -> list[Setting]:
+    """Settings that switch on `Idempotent` and `KeyLock` (sqs_consumer.locks) without code."""
+    return [
+        Setting("idempotency_table", str, "DynamoDB table for Idempotent (default: in memory, "
+                "one process)", "TABLE", is_option=False),
+        Setting("idempotency_key", _key_spec, "run once per key: message_id (default), "
+                "attr:NAME or json:FIELD", "KEY", is_option=False),
+        Setting("idempotency_ttl", _seconds, "how long a completed key is remembered "
+                "(default 1h; sqsd's LOCK_EXPIRE)", "SECONDS", is_option=False),
+        Setting("lock_table", str, "DynamoDB table for KeyLock (default: in memory, one "
+                "process)", "TABLE", is_option=False),
+        Setting("lock_key", _key_spec, "one handler at a time per key: attr:NAME or "
+                "json:FIELD", "KEY", is_option=False),
+        Setting("lock_lease", _seconds, "seconds a lock lasts unrenewed, i.e. after a crash "
+                "(default 60)", "SECONDS", is_option=False),
+        Setting("abort_if_locked", _bool, "discard a message whose lock key is held instead "
+                "of retrying it", "BOOL", is_option=False),
     ]  # fmt: skip
 
 
@@ -404,11 +447,12 @@ SQSD_NAMES: Mapping[str, str] = {
     "INVOKER_PARALLEL_COUNT": "concurrency",
     "MONITORING_PORT": "stats_port",
     "LOG_LEVEL": "log_level",
+    "LOCK_EXPIRE": "idempotency_ttl",
 }
 """taiyoh/sqsd's variables and the setting each one sets (read by `http` only)."""
 
-SQSD_IGNORED = ("UNLOCK_INTERVAL", "LOCK_EXPIRE")
-"""sqsd's duplicate-delivery lock settings: there is no such lock here (handlers are idempotent)."""
+SQSD_IGNORED = ("UNLOCK_INTERVAL",)
+"""sqsd's sweep interval of its duplicate lock: expired keys are simply ignored here."""
 
 SQSD_DEFAULTS: Mapping[str, str] = {
     "concurrency": "1",
@@ -426,7 +470,7 @@ def add_sqsd(layers: Layers, environ: Mapping[str, str], label: str = "") -> boo
             continue
         seen = True
         text = environ[variable]
-        if name == "handler_timeout":
+        if name in ("handler_timeout", "idempotency_ttl"):
             try:
                 text = repr(parse_duration(text))
             except ValueError as exc:

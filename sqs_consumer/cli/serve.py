@@ -15,6 +15,7 @@ from typing import Any
 from ..consumer import Consumer
 from ..decorator import SqsHandler
 from ..errors import QueueCheckError, SqsConsumerError
+from ..locks.store import LockCheckError
 from ..options import ConsumerOptions
 from .config import ConfigError
 
@@ -93,12 +94,14 @@ def serve(
     options: ConsumerOptions,
     *,
     after: Callable[[], None] | None = None,
+    before: Callable[[Consumer], None] | None = None,
 ) -> int:
     """Run a consumer until SIGTERM/SIGINT and its drain; the exit code.
 
-    0 after a clean drain; 2 when the queue cannot be used or the stats port is taken
+    0 after a clean drain; 2 when the queue or a lock table cannot be used or the stats port is taken
     (start-up problems an operator fixes); 1 when SQS failed fatally while running.
-    `after` runs once the consumer has stopped, whatever happened.
+    `before` gets the consumer before it starts (`kick` serves its stats from it); `after`
+    runs once the consumer has stopped, whatever happened.
     """
     try:
         consumer = Consumer(handler, options)
@@ -106,8 +109,10 @@ def serve(
         raise ConfigError(str(exc)) from None
     _watch_supervisor(consumer)
     try:
+        if before is not None:
+            before(consumer)
         consumer.start()
-    except QueueCheckError as exc:
+    except (QueueCheckError, LockCheckError) as exc:
         _say(str(exc))
         return 2
     except OSError as exc:  # the stats server could not bind

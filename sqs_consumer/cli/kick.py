@@ -1,0 +1,585 @@
+"""`sqs-consumer kick`: a drop-in for kayac's sqsjkr (SQS Job Kicker).
+
+Each message body is sqsjkr's job definition:
+
+    {"command": "echo hi", "env": {"NAME": "value"}, "event_id": "...", "lock_id": "...",
+     "life_time": "1m", "abort_if_locked": false, "disable_life_time_trigger": false}
+
+`command` runs through `/bin/sh -c`, because that is sqsjkr's contract: whoever can send to
+the queue can run commands on this host, so `kick` refuses to start without `--allow-shell`.
+`event_id` runs the job at most once within the idempotency ttl (`run_once`, sqsjkr's
+throttler), `lock_id` runs one job per id at a time across every kicker sharing the lock
+table (`run_exclusive`, sqsjkr's locker). A job still running after its `life_time` fires
+the `--life-time-trigger` command once, with the job definition on its stdin.
+
+sqsjkr's TOML (`[account]`, `[sqs]`, `[kicker]`) is read as it is, below every other source
+of settings; `/stats/metrics/v2` answers sqsjkr's JSON on the stats port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+import attrs
+
+from ..calls import run_sync
+from ..consumer import Consumer
+from ..health import StatsServer
+from ..locks.middleware import run_exclusive, run_once
+from ..locks.store import LockCheckError, LockStore
+from ..message import Message
+from ..options import ConsumerOptions
+from .config import (
+    ConfigError,
+    Layers,
+    Setting,
+    _bool,
+    build_options,
+    cli_settings,
+    layered,
+    option_settings,
+    parse_duration,
+)
+from .exec import ExecError, _kill_group, _log_lines, _thread
+from .locking import DEFAULT_LEASE, DEFAULT_TTL, store_for
+from .serve import configure_logging, serve
+
+__all__ = ["JobDefinition", "JobDefinitionError", "Kicker", "kick_settings", "run_kick"]
+
+log = logging.getLogger("sqs_consumer.kick")
+
+SHELL = "/bin/sh"
+LOCK_RETRY_DELAY = 2.0  # about how long a job whose lock_id is held waits before it comes back
+_NOT_FOR_KICK = frozenset({"idempotency_key", "lock_key", "processes"})  # keys come from jobs
+_DRAIN_AFTER_EXIT = 1.0
+
+
+class JobDefinitionError(ValueError):
+    """A message body that is not a valid sqsjkr job definition; the text names the field."""
+
+
+def _text(body: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            raise JobDefinitionError(f"field {name!r} is required (a non-empty string)")
+        return None
+    if not isinstance(value, str):
+        raise JobDefinitionError(f"field {name!r} must be a string, got {value!r}")
+    return value
+
+
+def _flag(body: Mapping[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    raise JobDefinitionError(f"field {name!r} must be true or false, got {value!r}")
+
+
+def _life_time(value: Any) -> float | None:
+    if value is None or value == "" or value == 0:
+        return None  # sqsjkr's zero value: no life time
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            seconds = parse_duration(value)
+            if seconds > 0:
+                return seconds
+    raise JobDefinitionError(
+        f"field 'life_time' must be seconds (an integer) or a duration such as 90s, 1m or 1h, "
+        f"got {value!r}"
+    )
+
+
+def _environment(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise JobDefinitionError(f"field 'env' must be an object of strings, got {value!r}")
+    for name, text in value.items():
+        if not isinstance(text, str):
+            raise JobDefinitionError(f"field 'env.{name}' must be a string, got {text!r}")
+        if not name or "=" in name or "\0" in name or "\0" in text:
+            raise JobDefinitionError(f"field 'env' has an invalid variable {name!r}")
+    return dict(value)
+
+
+@attrs.frozen(kw_only=True)
+class JobDefinition:
+    """One sqsjkr job, as its message body defines it (build it with `from_message`)."""
+
+    command: str
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    event_id: str | None = None
+    lock_id: str | None = None
+    life_time: float | None = None
+    """Seconds after which the life-time trigger fires (None: never)."""
+    abort_if_locked: bool | None = None
+    """None: the kicker's --abort-if-locked decides."""
+    disable_life_time_trigger: bool = False
+
+    @classmethod
+    def from_message(cls, message: Message) -> JobDefinition:
+        """Read the job from a message body.
+
+        Raises:
+            JobDefinitionError: the body is not a JSON object, or a field is missing or of
+                the wrong type; the text names the message and the field.
+        """
+        try:
+            body = json.loads(message.body)
+        except ValueError as exc:
+            raise JobDefinitionError(
+                f"message {message.message_id}: the body is not an sqsjkr job definition "
+                f"(not JSON: {exc})"
+            ) from None
+        if not isinstance(body, dict):
+            raise JobDefinitionError(
+                f"message {message.message_id}: the body is not an sqsjkr job definition "
+                f"(a JSON object with 'command'), got {type(body).__name__}"
+            )
+        try:
+            command = _text(body, "command", required=True)
+            assert command is not None
+            return cls(
+                command=command,
+                env=_environment(body.get("env")),
+                event_id=_text(body, "event_id"),
+                lock_id=_text(body, "lock_id"),
+                life_time=_life_time(body.get("life_time")),
+                abort_if_locked=_flag(body, "abort_if_locked"),
+                disable_life_time_trigger=bool(_flag(body, "disable_life_time_trigger")),
+            )
+        except JobDefinitionError as exc:
+            raise JobDefinitionError(
+                f"message {message.message_id}: invalid job definition: {exc}"
+            ) from None
+
+
+class Kicker:
+    """The `kick` handler: run each message's job through /bin/sh, under its locks.
+
+    Args:
+        idempotency: the store of completed `event_id`s.
+        locks: the store of `lock_id` locks.
+        ttl: seconds a completed event_id is remembered.
+        lease: seconds a lock (or a running event) lasts without renewal.
+        abort_if_locked: the default for jobs that do not say.
+        life_time_trigger: the shell command fired once for a job past its life_time.
+        timeout: seconds before a job's process group is killed (None: no limit).
+        concurrency: the most jobs at once (for the idle count of /stats/metrics/v2).
+        retry_delay: about how long before a job whose lock_id (or event_id) is busy
+            elsewhere comes back.
+    """
+
+    def __init__(
+        self,
+        *,
+        idempotency: LockStore,
+        locks: LockStore,
+        ttl: float = DEFAULT_TTL,
+        lease: float = DEFAULT_LEASE,
+        abort_if_locked: bool = False,
+        life_time_trigger: str | None = None,
+        timeout: float | None = None,
+        concurrency: int = 10,
+        retry_delay: float = LOCK_RETRY_DELAY,
+    ) -> None:
+        self.idempotency = idempotency
+        self.locks = locks
+        self.ttl = ttl
+        self.lease = lease
+        self.abort_if_locked = abort_if_locked
+        self.life_time_trigger = life_time_trigger
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.retry_delay = retry_delay
+        self.busy = 0
+        self.succeeded = 0
+        self.failed = 0
+        self.errored = 0
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+
+    def __repr__(self) -> str:
+        return f"<Kicker busy={self.busy} trigger={self.life_time_trigger!r}>"
+
+    def metrics(self) -> dict[str, Any]:
+        """sqsjkr's `/stats/metrics/v2` figures."""
+        busy = self.busy
+        return {
+            "workers": {"busy": busy, "idle": max(0, self.concurrency - busy)},
+            "invocations": {
+                "succeeded": self.succeeded,
+                "failed": self.failed,
+                "errored": self.errored,
+            },
+        }
+
+    async def __call__(self, message: Message) -> None:
+        """Run one job: parse it, take its event and lock, run the command."""
+        try:
+            job = JobDefinition.from_message(message)
+        except JobDefinitionError:
+            self.errored += 1
+            raise
+
+        async def kick() -> None:
+            await self._kick(job, message)
+
+        call: Callable[[], Awaitable[Any]] = kick
+        if job.lock_id is not None:
+            inner_lock = call
+            lock_key = f"lock:{job.lock_id}"
+            abort = self.abort_if_locked if job.abort_if_locked is None else job.abort_if_locked
+
+            async def locked() -> Any:
+                return await run_exclusive(
+                    self.locks, lock_key, inner_lock, lease=self.lease, abort_if_locked=abort,
+                    retry_delay=self.retry_delay, message_id=message.message_id,
+                )  # fmt: skip
+
+            call = locked
+        if job.event_id is not None:
+            inner_once = call
+            event_key = f"idempotent:{job.event_id}"
+
+            async def once() -> Any:
+                return await run_once(
+                    self.idempotency, event_key, inner_once, ttl=self.ttl, lease=self.lease,
+                    retry_delay=self.retry_delay, message_id=message.message_id,
+                )  # fmt: skip
+
+            call = once
+        await call()
+
+    async def _kick(self, job: JobDefinition, message: Message) -> None:
+        self.busy += 1
+        try:
+            async with anyio.create_task_group() as tg:
+                if (
+                    job.life_time is not None
+                    and self.life_time_trigger
+                    and not job.disable_life_time_trigger
+                ):
+                    tg.start_soon(self._watch_life_time, job, message)
+                try:
+                    status = await run_sync(self._execute, job, message.message_id)
+                finally:
+                    tg.cancel_scope.cancel()
+        except OSError as exc:  # the shell could not even start
+            self.errored += 1
+            raise ExecError(f"cannot run the job of message {message.message_id}: {exc}") from exc
+        finally:
+            self.busy -= 1
+        if status == 0:
+            self.succeeded += 1
+            return
+        self.failed += 1
+        if status is None:
+            raise ExecError(f"the job ran over {self.timeout:g} s: its process group was killed")
+        if status < 0:
+            raise ExecError(f"the job was killed by signal {-status}")
+        raise ExecError(f"the job exited with status {status}")
+
+    async def _watch_life_time(self, job: JobDefinition, message: Message) -> None:
+        assert job.life_time is not None and self.life_time_trigger is not None
+        await anyio.sleep(job.life_time)
+        log.warning("%s: job still running after its life_time of %g s: firing the trigger",
+                    message.message_id, job.life_time)  # fmt: skip
+        # A thread of its own, not one of the consumer's: those may all be busy with jobs
+        # (max_concurrent_num = 1), and the trigger must fire while the job still runs.
+        _thread(self._fire, self.life_time_trigger, message)
+
+    def _fire(self, trigger: str, message: Message) -> None:
+        try:
+            done = subprocess.run(
+                [SHELL, "-c", trigger],
+                input=message.body.encode("utf-8"),
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.error("%s: life-time trigger failed: %s", message.message_id, exc)
+            return
+        for name, output in (("stdout", done.stdout), ("stderr", done.stderr)):
+            for line in output.decode("utf-8", "replace").splitlines():
+                log.info("%s trigger %s: %s", message.message_id, name, line)
+        if done.returncode != 0:
+            log.error("%s: life-time trigger exited with status %d", message.message_id,
+                      done.returncode)  # fmt: skip
+
+    def _execute(self, job: JobDefinition, message_id: str) -> int | None:
+        """Run the command in its own process group; its status, None when timed out."""
+        process = subprocess.Popen(
+            [SHELL, "-c", job.command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **job.env},
+            start_new_session=True,  # one killpg reaches everything the job starts
+        )
+        with self._lock:
+            self._running.add(process)
+        assert process.stdout and process.stderr
+        threads = [
+            _thread(_log_lines, process.stdout, message_id, "stdout"),
+            _thread(_log_lines, process.stderr, message_id, "stderr"),
+        ]
+        try:
+            return process.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s: job ran over %g s: killing its process group", message_id,
+                        self.timeout)  # fmt: skip
+            _kill_group(process)
+            return None
+        finally:
+            with self._lock:
+                self._running.discard(process)
+            for thread in threads:
+                thread.join(_DRAIN_AFTER_EXIT)
+
+    def kill_all(self) -> None:
+        """Kill the jobs still running (after the consumer has stopped)."""
+        with self._lock:
+            running = list(self._running)
+        for process in running:
+            log.warning("killing job pid %d, still running after shutdown", process.pid)
+            _kill_group(process)
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+def kick_settings() -> list[Setting]:
+    """The settings of `kick`: the consumer options, locks, and sqsjkr's own."""
+    settings = [*option_settings(batch=False), *cli_settings()]
+    settings = [setting for setting in settings if setting.name not in _NOT_FOR_KICK]
+    return [
+        *settings,
+        Setting("life_time_trigger", str, "shell command fired once for a job past its "
+                "life_time (job definition on stdin)", "CMD", is_option=False),
+        Setting("allow_shell", _bool, "run each job's command through /bin/sh -c: anyone who "
+                "can send to the queue can run commands here", "BOOL", is_option=False),
+    ]  # fmt: skip
+
+
+def add_kick_parser(commands: Any, formatter: Any, add_setting: Any) -> None:
+    """The `kick` subcommand and its flags."""
+    kick = commands.add_parser(
+        "kick",
+        help="run sqsjkr job definitions through /bin/sh (kayac's sqsjkr)",
+        description="A drop-in for kayac's sqsjkr: each message is a job definition (command, env, event_id, lock_id, life_time, abort_if_locked, disable_life_time_trigger) whose command runs through /bin/sh -c. Needs --allow-shell: whoever can send to the queue can run commands on this host.",
+        formatter_class=formatter,
+    )
+    files = kick.add_argument_group(
+        "configuration (precedence: flag > environment > env file > TOML)"
+    )
+    files.add_argument("-c", "--config", metavar="FILE.toml",
+                       help="sqsjkr's TOML: [account] id/profile/region, [sqs] queue_name, "
+                       "[kicker] max_concurrent_num/life_time_trigger/stats_port")  # fmt: skip
+    files.add_argument("-e", "--env-file", metavar="FILE",
+                       help="read SQS_CONSUMER_* from a dotenv file")  # fmt: skip
+    groups = {
+        "consumer": kick.add_argument_group("consumer options (each also SQS_CONSUMER_<NAME>)"),
+        "locks": kick.add_argument_group("locks (docs/exactly-once.md)"),
+        "kick": kick.add_argument_group("sqsjkr"),
+    }
+    from .config import LOCK_SETTINGS
+
+    for setting in kick_settings():
+        if setting.name in LOCK_SETTINGS:
+            group = groups["locks"]
+        elif setting.name in ("life_time_trigger", "allow_shell"):
+            group = groups["kick"]
+        else:
+            group = groups["consumer"] if setting.is_option else files
+        if setting.name in ("no_retry", "abort_if_locked", "allow_shell"):
+            group.add_argument(
+                setting.flag,
+                dest=f"set__{setting.name}",
+                action="store_const",
+                const="true",
+                default=argparse.SUPPRESS,
+                help=setting.help,
+            )
+        elif setting.name == "region_name":
+            add_setting(group, setting, "--region")
+        else:
+            add_setting(group, setting)
+
+
+def read_sqsjkr_toml(path: str) -> dict[str, tuple[str, Any]]:
+    """sqsjkr's TOML as settings: name -> (source, value). `queue_name` and `account_id`
+    stand for the queue until it is looked up; `profile` for the AWS profile.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a value has the wrong type.
+    """
+    try:
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    label = os.path.basename(path)
+    wanted = {
+        ("account", "id"): "account_id",
+        ("account", "profile"): "profile",
+        ("account", "region"): "region_name",
+        ("sqs", "queue_name"): "queue_name",
+        ("kicker", "max_concurrent_num"): "concurrency",
+        ("kicker", "life_time_trigger"): "life_time_trigger",
+        ("kicker", "stats_port"): "stats_port",
+    }
+    found: dict[str, tuple[str, Any]] = {}
+    for (table, key), name in wanted.items():
+        section = document.get(table)
+        if not isinstance(section, dict) or key not in section:
+            continue
+        value = section[key]
+        source = f"{label}: {table}.{key}"
+        expected = int if name in ("concurrency", "stats_port") else str
+        if isinstance(value, bool) or not isinstance(value, expected):
+            kind = "an integer" if expected is int else "a string"
+            raise ConfigError(f"{source}: expected {kind}, got {value!r}")
+        found[name] = (source, value)
+    return found
+
+
+def _apply_sqsjkr(layers: Layers, toml: Mapping[str, tuple[str, Any]]) -> None:
+    """sqsjkr's values below every other source: only where nothing else set them."""
+    for name in ("region_name", "concurrency", "life_time_trigger", "stats_port"):
+        if name in toml and name not in layers.values:
+            source, value = toml[name]
+            layers.put_text(name, str(value), source)
+
+
+def _use_profile(toml: Mapping[str, tuple[str, Any]]) -> None:
+    if "profile" not in toml or "AWS_PROFILE" in os.environ:
+        return
+    source, profile = toml["profile"]
+    import boto3
+
+    if profile in boto3.session.Session().available_profiles:
+        os.environ["AWS_PROFILE"] = profile
+    else:
+        log.warning("%s: AWS profile %r is not configured; using the default credentials",
+                    source, profile)  # fmt: skip
+
+
+def _queue_url(layers: Layers, toml: Mapping[str, tuple[str, Any]]) -> None:
+    """Look the queue up by sqsjkr's queue_name when no queue URL was given."""
+    if "queue_url" in layers.values or "queue_name" not in toml:
+        return
+    source, name = toml["queue_name"]
+    import boto3
+
+    client = boto3.session.Session().client(
+        "sqs", endpoint_url=layers.get("endpoint_url"), region_name=layers.get("region_name")
+    )
+    request: dict[str, str] = {"QueueName": name}
+    if "account_id" in toml:
+        request["QueueOwnerAWSAccountId"] = str(toml["account_id"][1])
+    try:
+        url = client.get_queue_url(**request)["QueueUrl"]
+    except Exception as exc:
+        raise ConfigError(f"{source}: cannot find queue {name!r}: {exc}") from None
+    layers.put_text("queue_url", url, source)
+
+
+def _check_stores(*stores: LockStore) -> None:
+    async def check() -> None:
+        for store in stores:
+            await store.check()
+
+    anyio.run(check)
+
+
+def _serve_stats(port: int, kicker: Kicker, consumer: Consumer) -> None:
+    """/healthz, /stats and sqsjkr's /stats/metrics/v2, from a thread of their own."""
+    server = StatsServer(
+        port,
+        stats=lambda: consumer.stats().as_dict(),
+        healthy=consumer.healthy,
+        routes={"/stats/metrics/v2": kicker.metrics},
+    )
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(server.serve)
+                ready.set()
+        except BaseException as exc:
+            failure.append(exc)
+            ready.set()
+
+    threading.Thread(target=anyio.run, args=(main,), name="sqs-consumer-kick-stats",
+                     daemon=True).start()  # fmt: skip
+    ready.wait(10)
+    if failure:
+        error = failure[0]
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        raise ConfigError(f"cannot serve stats on port {port}: {error}")
+
+
+def run_kick(args: argparse.Namespace) -> int:
+    """Run `kick` as the settings say; the exit code."""
+    flags = {name[5:]: value for name, value in vars(args).items() if name.startswith("set__")}
+    layers = layered(kick_settings(), flags=flags, env_file=args.env_file)
+    toml = read_sqsjkr_toml(args.config) if args.config else {}
+    _apply_sqsjkr(layers, toml)
+    configure_logging(layers.get("log_level", "info"))
+    if not layers.get("allow_shell"):
+        raise ConfigError(
+            "kick runs each message's command through /bin/sh -c, so anyone who can send to "
+            "the queue can run commands on this host: give --allow-shell (or "
+            "SQS_CONSUMER_ALLOW_SHELL=true) to accept that"
+        )
+    _use_profile(toml)
+    _queue_url(layers, toml)
+    options: ConsumerOptions = build_options(layers)
+    stats_port = options.stats_port
+    options = attrs.evolve(options, stats_port=None)  # served here, with sqsjkr's path too
+    idempotency = store_for(layers.get("idempotency_table"), options, what="idempotency")
+    locks = store_for(layers.get("lock_table"), options, what="lock")
+    try:
+        _check_stores(idempotency, locks)
+    except LockCheckError as exc:
+        print(f"sqs-consumer: error: {exc}", flush=True, file=sys.stderr)
+        return 2
+    kicker = Kicker(
+        idempotency=idempotency,
+        locks=locks,
+        ttl=layers.get("idempotency_ttl", DEFAULT_TTL),
+        lease=layers.get("lock_lease", DEFAULT_LEASE),
+        abort_if_locked=bool(layers.get("abort_if_locked", False)),
+        life_time_trigger=layers.get("life_time_trigger"),
+        timeout=options.handler_timeout,
+        concurrency=options.concurrency,
+    )
+    log.warning("kick: running job commands through %s -c (whoever can send to %s can run "
+                "commands here)", SHELL, options.queue_url)  # fmt: skip
+
+    def before(consumer: Consumer) -> None:
+        if stats_port is not None:
+            _serve_stats(stats_port, kicker, consumer)
+
+    return serve(kicker, options, after=kicker.kill_all, before=before)
