@@ -269,11 +269,10 @@ class SqsRunner:
         url, leases = self._queue_url, self._leases
         messages = [Message.from_sqs(m, queue_url=url) for m in raw]
         fresh = [m for m in messages if not leases.adopt(m)]
-        if len(fresh) < len(messages):
-            log.info(
-                "%d message(s) delivered again while held: not handled twice",
-                len(messages) - len(fresh),
-            )
+        again = len(messages) - len(fresh)
+        if again:
+            self._counters.received -= again  # the same messages, held once
+            log.info("%d message(s) delivered again while held: not handled twice", again)
         if fresh:
             await self._dispatch(fresh, sent_at)
 
