@@ -24,7 +24,7 @@ import attrs
 from .handling import BatchHandling, Handling
 from .leases import Lease, Leases
 from .message import Message
-from .outcome import Fail, Outcome
+from .outcome import Ack, Fail, Outcome
 from .settle import Settled, Settler
 from .stats import Counters
 from .telemetry import Telemetry
@@ -68,6 +68,14 @@ class Pipeline:
         # forced stop) must not drop its ack. Both waits are bounded by SQS retry attempts.
         self.leases.remove(lease)
         settled = Settled(kept=True)
+        if lease.extending is None and isinstance(outcome, Ack):
+            # The common case needs no await, hence no shield (a cancel scope costs more
+            # than the rest of the settle): nothing can cancel code that never yields.
+            try:
+                return self.settler.ack(lease.message, outcome)
+            except Exception:
+                log.exception("settling message %s failed", lease.message.message_id)
+                return settled
         with anyio.CancelScope(shield=True):
             await lease.wait_extended()
             try:
