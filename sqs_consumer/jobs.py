@@ -124,6 +124,10 @@ class PerMessage:
         if not self.pipeline.leases.start(lease):
             return None  # released unstarted during shutdown
         telemetry = self.pipeline.telemetry
+        if not (telemetry.tracing or telemetry.metering):
+            # No SDK: no span to open and no duration to record, so none of their cost.
+            outcome = await self.handling(lease.message)
+            return outcome, await self.pipeline.settle(lease, outcome)
         started = time.monotonic()  # a duration: no need for the event loop's clock
         with telemetry.message_span(lease.message) as span:
             outcome = await self.handling(lease.message)

@@ -85,12 +85,13 @@ class ElasticPool:
         self._changed: anyio.Event | None = None  # set when a job ends or leaves the room
         self._tg: TaskGroup | None = None
         self._closing = anyio.Event()
+        self._closed = False  # _closing.is_set(), read on every capacity() without a call
         self._drained: anyio.Event | None = None
         self._done = anyio.Event()
 
     def capacity(self) -> int:
         """Jobs that can start now: free worker slots not already claimed by waiting jobs."""
-        if self._closing.is_set():
+        if self._closed:
             return 0
         return max(0, min(self._max - self._busy - len(self._room), self._room.free()))
 
@@ -210,6 +211,7 @@ class ElasticPool:
         if self._live == 0:
             self._drained.set()
         self._closing.set()
+        self._closed = True
         self._notify()
         if self._janitor is not None:
             self._janitor.cancel()
