@@ -133,7 +133,9 @@ class ThreadProfiles:
             # worker blocked in queue.get) with *this* thread's CPU clock, which is nonsense.
             # snapshot_stats() takes what the thread has completed, and leaves it running.
             profile.snapshot_stats()
-            stats.add(_Snapshot(profile.stats))  # type: ignore[attr-defined]
+            if profile.stats:  # type: ignore[attr-defined]
+                # A thread that has completed no call yet (parked since it started) has none.
+                stats.add(_Snapshot(profile.stats))  # type: ignore[attr-defined]
         return stats
 
 

@@ -148,6 +148,8 @@ async def resolve(result: Any, function: object) -> Any:
     Raises:
         HandlerResultError: the result means the work never ran (or has not finished).
     """
+    if result is None:  # what almost every handler returns: nothing to check
+        return None
     for _ in range(_AWAIT_DEPTH):
         if inspect.isgenerator(result) or inspect.isasyncgen(result):
             _close(result)

@@ -383,6 +383,7 @@ class Consumer:
                     region_name=opts.region_name,
                     max_connections=max_calls,
                     read_timeout=opts.wait_time_seconds + 15,
+                    validate=False,  # the consumer builds every request from checked options
                 )
             except Exception as exc:  # e.g. botocore NoRegionError: say which option fixes it
                 raise QueueCheckError(

@@ -141,7 +141,10 @@ class Handling:
         self._chain = innermost
 
     async def _call_async(self, message: Message) -> Any:
-        return await resolve(self._handler(message), self._handler)
+        result = self._handler(message)
+        if inspect.iscoroutine(result):  # the usual case: one await, then check what it gave
+            result = await result
+        return await resolve(result, self._handler)
 
     async def _call_sync(self, message: Message) -> Any:
         # A sync-looking callable may still return a coroutine (a lambda, a decorator
@@ -153,7 +156,13 @@ class Handling:
         token = _in_handler.set(True)
         try:
             if self._timeout is None:
-                await _guarded(self._chain, self._handler, message)
+                # Inline rather than through _guarded(): one coroutine less per message.
+                try:
+                    await self._chain(message)
+                except BaseException as exc:
+                    if is_foreign_cancellation(exc):
+                        raise foreign_cancellation(exc, self._handler) from exc
+                    raise
                 return ACK
             return await self._with_timeout(message, self._timeout)
         except Retry as retry:

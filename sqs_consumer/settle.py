@@ -80,18 +80,22 @@ class Settler:
         raised, the message would be neither acked nor released.
         """
         if isinstance(outcome, Ack):
-            if outcome.discarded:
-                self._counters.discarded += 1
-            else:
-                self._counters.succeeded += 1
-            self._harvester.ack(message.receipt_handle, message.message_id)
-            return _GONE
+            return self.ack(message, outcome)
         self._counters.failed += 1
         if outcome.timed_out:
             self._counters.timed_out += 1
         if await self._dead_letter(message, outcome):
             return _GONE
         return Settled(kept=True, delay=self._retry_later(message, outcome))
+
+    def ack(self, message: Message, outcome: Ack) -> Settled:
+        """Settle a success (or a discard) at once: it only queues the delete."""
+        if outcome.discarded:
+            self._counters.discarded += 1
+        else:
+            self._counters.succeeded += 1
+        self._harvester.ack(message.receipt_handle, message.message_id)
+        return _GONE
 
     async def _dead_letter(self, message: Message, outcome: Fail) -> bool:
         """Send to the DLQ if this was the last allowed receive; True once it is there."""

@@ -70,10 +70,13 @@ def build_client(
     region_name: str | None,
     max_connections: int,
     read_timeout: float,
+    validate: bool = True,
 ) -> SqsClient:
     """A boto3 SQS client for `queue_url` (or the shared MemorySQS for `memory://` URLs).
 
     boto3's own retries are switched off: `Sqs.call` retries with the consumer's policy.
+    `validate=False` skips botocore's check of every request against the service model
+    (CPU on every call) for callers whose requests are all built from checked options.
     """
     if queue_url.startswith("memory://"):
         from .testing import MemorySQS
@@ -89,6 +92,7 @@ def build_client(
     config = Config(
         max_pool_connections=max_connections,
         retries={"total_max_attempts": 1},
+        parameter_validation=validate,
         connect_timeout=5,
         read_timeout=read_timeout,
     )

@@ -14,7 +14,6 @@ import contextlib
 import contextvars
 import queue
 import threading
-from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -54,6 +53,12 @@ class _Outcome:
 class DaemonThreads:
     """A pool of reusable daemon threads for blocking calls.
 
+    The threads are long-lived and take calls from one shared queue: a thread that has just
+    finished a call takes the next one waiting without being woken for it, and a new
+    thread starts only when no idle thread is left. Results go back to the event loop in
+    bursts: one wake-up of the loop hands over every call that finished since the last
+    one, rather than a wake-up (a write to the loop's self-pipe) per call.
+
     Args:
         idle_timeout: seconds an idle thread waits for work before it exits.
     """
@@ -61,58 +66,78 @@ class DaemonThreads:
     def __init__(self, *, idle_timeout: float = 10.0) -> None:
         self._idle_timeout = idle_timeout
         self._lock = threading.Lock()
-        self._idle: deque[_Worker] = deque()
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._idle = 0  # threads waiting for a job that no queued job has claimed yet
+        self._threads = 0
+        # Finished calls per event loop, and whether a hand-over is already scheduled there.
+        self._finished: dict[anyio.lowlevel.EventLoopToken, list[anyio.Event]] = {}
+
+    @property
+    def threads(self) -> int:
+        """Threads alive now (running a call or idle)."""
+        return self._threads
 
     async def run_sync(self, function: Callable[[], T], *, limiter: anyio.CapacityLimiter) -> T:
         """Run `function()` in a daemon thread; cancelling the caller abandons the thread."""
         outcome = _Outcome()
         done = anyio.Event()
-        async with limiter:
+        try:
+            # A free token is taken without the two scheduler passes of `async with`.
+            limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await limiter.acquire()
+        try:
             with self._lock:
-                worker = self._idle.pop() if self._idle else None
-            if worker is None:
-                worker = _Worker(self)
+                if self._idle:
+                    self._idle -= 1  # that thread takes this job
+                    spawn = False
+                else:
+                    self._threads += 1
+                    spawn = True
+            if spawn:
+                threading.Thread(target=self._loop, name="sqs-consumer worker", daemon=True).start()
             # The caller's contextvars (e.g. the current span) follow it into the thread.
             call = partial(contextvars.copy_context().run, function)
-            worker.jobs.put((call, outcome, done, anyio.lowlevel.current_token()))
+            self._jobs.put((call, outcome, done, anyio.lowlevel.current_token()))
             await done.wait()
+        finally:
+            limiter.release()
         if outcome.error is not None:
             raise outcome.error
         value: T = outcome.value
         return value
 
-    def _park(self, worker: _Worker) -> None:
-        with self._lock:
-            self._idle.append(worker)
-
-    def _retire(self, worker: _Worker) -> bool:
-        """True if the worker may exit: nobody picked it for a job meanwhile."""
-        with self._lock:
-            if worker in self._idle:
-                self._idle.remove(worker)
-                return True
-            return False
-
-
-class _Worker:
-    def __init__(self, pool: DaemonThreads) -> None:
-        self.pool = pool
-        self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        threading.Thread(target=self._loop, name="sqs-consumer worker", daemon=True).start()
-
     def _loop(self) -> None:
+        jobs = self._jobs
         while True:
             try:
-                function, outcome, done, token = self.jobs.get(timeout=self.pool._idle_timeout)
+                function, outcome, done, token = jobs.get(timeout=self._idle_timeout)
             except queue.Empty:
-                if self.pool._retire(self):
-                    return
-                continue  # picked for a job just as it timed out: the job is on its way
+                with self._lock:
+                    if self._idle:  # unclaimed: this thread may go
+                        self._idle -= 1
+                        self._threads -= 1
+                        return
+                continue  # claimed just as it timed out: the job is on its way
             try:
                 outcome.value = function()
             except BaseException as exc:  # handed to the caller, who re-raises it
                 outcome.error = exc
-            # Park before waking the caller, so its next call can reuse this thread.
-            self.pool._park(self)
-            call_soon_threadsafe(token, done.set)
+            # Idle before waking the caller, so its next call can reuse this thread.
+            with self._lock:
+                self._idle += 1
+                finished = self._finished.get(token)
+                if finished is None:
+                    self._finished[token] = [done]
+                else:
+                    finished.append(done)
+            if finished is None:  # the first since the last hand-over: schedule one
+                call_soon_threadsafe(token, partial(self._hand_over, token))
             del function, outcome, done, token
+
+    def _hand_over(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        """On the loop: wake every caller whose call has finished."""
+        with self._lock:
+            finished = self._finished.pop(token, ())
+        for done in finished:
+            done.set()

@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from sqs_consumer.threads import DaemonThreads
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -71,3 +72,40 @@ async def test_limiter_bounds_concurrent_calls() -> None:
         for _ in range(8):
             tg.start_soon(lambda: pool.run_sync(work, limiter=limiter))
     assert peak == 2
+
+
+async def test_threads_take_queued_calls_and_retire_when_idle() -> None:
+    """Many calls finishing together all come back (their hand-overs are batched); no
+    more threads start than calls ran at once, and idle ones exit after idle_timeout."""
+    pool = DaemonThreads(idle_timeout=0.05)
+    limiter = anyio.CapacityLimiter(8)
+    release = threading.Event()
+    results: list[int] = []
+
+    async def call(i: int) -> None:
+        results.append(await pool.run_sync(lambda: release.wait(10) and i, limiter=limiter))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(call, i)
+        await wait_for(lambda: pool.threads == 8)
+        release.set()
+    assert sorted(results) == list(range(40))
+    assert pool.threads <= 8
+    await wait_for(lambda: pool.threads == 0)
+
+
+async def test_a_finished_thread_is_reused_for_the_next_call() -> None:
+    """Back-to-back calls from many tasks run on the threads already started."""
+    pool = DaemonThreads()
+    limiter = anyio.CapacityLimiter(4)
+    idents: set[int] = set()
+
+    async def calls() -> None:
+        for _ in range(25):
+            idents.add(await pool.run_sync(threading.get_ident, limiter=limiter))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(calls)
+    assert len(idents) <= 4 and pool.threads <= 4

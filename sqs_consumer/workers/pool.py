@@ -23,13 +23,19 @@ class _Idler:
     wake: anyio.Event
     since: float
     retire: bool = False
+    for_work: bool = False
+    """Woken by submit() for a job in the room (counted in `ElasticPool._waking`)."""
 
 
 class ElasticPool:
     """A pool of long-lived workers, spawned only when none is idle (after alitto/pond).
 
     Submitted jobs go through the `WaitingRoom`; a worker takes from it before going
-    idle. An idle worker wakes for the next job. One janitor task ticks every
+    idle. Workers are woken one at a time: a submit wakes (or spawns) a worker only when
+    none is already on its way, and a worker that takes a job while more wait wakes the
+    next before running its own. Slow jobs still fan out to a worker each (one event-loop
+    turn apart), while a burst of quick jobs is run by the few workers already awake
+    instead of waking one worker per job for a job that takes microseconds. One janitor task ticks every
     `idle_timeout` and retires the longest-idle worker if it has idled that long: workers
     leave one at a time, never below `min_workers`. (One timer for the pool, rather than
     a timeout per idle period, keeps the per-job cost flat.)
@@ -73,17 +79,19 @@ class ElasticPool:
         self._room: WaitingRoom[Job] = WaitingRoom(waiting_room_size or max_workers)
         self._live = 0
         self._busy = 0
+        self._waking = 0  # workers woken or spawned for work that have not started yet
         self._idle: deque[_Idler] = deque()  # newest on the right, longest idle on the left
         self._janitor: anyio.CancelScope | None = None
         self._changed: anyio.Event | None = None  # set when a job ends or leaves the room
         self._tg: TaskGroup | None = None
         self._closing = anyio.Event()
+        self._closed = False  # _closing.is_set(), read on every capacity() without a call
         self._drained: anyio.Event | None = None
         self._done = anyio.Event()
 
     def capacity(self) -> int:
         """Jobs that can start now: free worker slots not already claimed by waiting jobs."""
-        if self._closing.is_set():
+        if self._closed:
             return 0
         return max(0, min(self._max - self._busy - len(self._room), self._room.free()))
 
@@ -111,23 +119,36 @@ class ElasticPool:
         while self._room.is_full():
             await self._wait_changed()
         self._room.push_nowait(job)
+        if not self._waking:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Get one more worker on the room: an idle one, else a new one (below the cap)."""
         if self._idle:
             # Wake the most recently idle worker: the longest-idle ones keep ageing and retire.
-            self._idle.pop().wake.set()
+            idler = self._idle.pop()
+            idler.for_work = True
+            self._waking += 1
+            idler.wake.set()
         elif self._live < self._max:
-            self._spawn()
+            self._waking += 1
+            self._spawn(for_work=True)
 
-    def _spawn(self) -> None:
+    def _spawn(self, *, for_work: bool) -> None:
         assert self._tg is not None
         self._live += 1
-        self._tg.start_soon(self._work)
+        self._tg.start_soon(self._work, for_work)
 
-    async def _work(self) -> None:
+    async def _work(self, for_work: bool) -> None:
+        if for_work:
+            self._waking -= 1  # spawned for a job: it has started
         try:
             while True:
                 if self._room:
                     job = self._room.pop_nowait()
                     self._notify()  # a place in the room is free again
+                    if self._room and not self._waking:
+                        self._wake_one()  # more wait: the next worker, before this job runs
                     await self._run(job)
                 elif self._closing.is_set():
                     return
@@ -153,6 +174,8 @@ class ElasticPool:
         idler = _Idler(anyio.Event(), self._clock())
         self._idle.append(idler)
         await idler.wake.wait()
+        if idler.for_work:
+            self._waking -= 1
         return not idler.retire
 
     async def _retire_idle(self, scope: anyio.CancelScope) -> None:
@@ -173,7 +196,7 @@ class ElasticPool:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 for _ in range(self._min):
-                    self._spawn()
+                    self._spawn(for_work=False)
                 # The scope exists before the task starts: aclose() may come first.
                 self._janitor = anyio.CancelScope()
                 tg.start_soon(self._retire_idle, self._janitor)
@@ -188,6 +211,7 @@ class ElasticPool:
         if self._live == 0:
             self._drained.set()
         self._closing.set()
+        self._closed = True
         self._notify()
         if self._janitor is not None:
             self._janitor.cancel()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import anyio
 import pytest
 
@@ -208,4 +210,88 @@ async def test_job_submitted_as_the_last_idle_worker_retires_still_runs() -> Non
         await wait_for(lambda: ran == [1, 2], timeout=2)
         with anyio.fail_after(1):
             await pool.wait_for_capacity()
+        await pool.aclose(1)
+
+
+@pytest.mark.parametrize("kind", ["semaphore", "pool"])
+async def test_cancelled_jobs_see_our_cancellation(kind: str) -> None:
+    """A job cancelled by aclose() sees a cancel scope of ours cancelled (deadline -inf),
+    so the handler path does not mistake it for a foreign cancellation."""
+    worker = make(kind, 1)
+    seen: list[float] = []
+
+    async def job() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            seen.append(anyio.current_effective_deadline())
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.serve)
+        await worker.submit(job)
+        await wait_for(lambda: worker.stats().busy == 1)
+        with anyio.fail_after(2):
+            await worker.aclose(0.01)
+    assert seen == [-math.inf]
+
+
+async def test_semaphore_job_error_ends_serve() -> None:
+    """An exception escaping a job ends serve() with it and cancels the other jobs, as a
+    task group would (on asyncio the jobs are plain tasks in scopes of ours)."""
+    worker = SemaphoreWorker(2)
+    gate = Gate()
+
+    async def boom() -> None:
+        await wait_for(lambda: gate.running == 1)
+        raise LookupError("job broke")
+
+    with pytest.raises((LookupError, BaseExceptionGroup)) as caught:
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                await tg.start(worker.serve)
+                await worker.submit(gate.job)
+                await worker.submit(boom)
+    assert "job broke" in repr(caught.value)
+    assert gate.done == 1 and not gate.open.is_set()  # cancelled, not finished
+
+
+async def test_pool_runs_a_burst_of_quick_jobs_on_few_workers() -> None:
+    """Jobs that finish without waiting are run by the worker already awake: a burst of
+    20 does not wake or spawn a worker per job (slow jobs still get one each: see
+    test_pool_spawns_only_when_no_worker_is_idle)."""
+    pool = ElasticPool(50, idle_timeout=10)
+    done = 0
+
+    async def quick() -> None:
+        nonlocal done
+        done += 1
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.serve)
+        for _ in range(20):
+            await pool.submit(quick)
+        await wait_for(lambda: done == 20)
+        assert pool.stats().workers <= 2
+        await pool.aclose(1)
+
+
+async def test_pool_fans_slow_jobs_out_to_a_worker_each() -> None:
+    """Submitted together, blocking jobs each get a worker: one wakes the next."""
+    pool = ElasticPool(8, idle_timeout=10)
+    gate = Gate()
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.serve)
+        for _ in range(8):
+            await pool.submit(gate.job)
+        await wait_for(lambda: gate.running == 8)
+        assert pool.stats().workers == 8
+        gate.open.set()
+        await wait_for(lambda: gate.done == 8)
+        # Idle now: a second burst reuses them rather than spawning more.
+        gate.open = anyio.Event()
+        for _ in range(8):
+            await pool.submit(gate.job)
+        await wait_for(lambda: gate.running == 8)
+        assert pool.stats().workers == 8
+        gate.open.set()
         await pool.aclose(1)
