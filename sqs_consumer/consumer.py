@@ -7,9 +7,11 @@ import contextlib
 import enum
 import errno
 import logging
+import random
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
@@ -49,6 +51,7 @@ Handler = Callable[[Message], Any] | Callable[[list[Message]], Any]
 log = logging.getLogger("sqs_consumer")
 
 _NO_WORKER = WorkerStats(workers=0, busy=0, idle_workers=0, waiting=0, capacity=0)
+_RELEASE_ATTEMPTS = 4  # an abandoned poll's messages: released from its thread, retried
 _BATCH_SENDS = 8  # concurrent ChangeMessageVisibilityBatch calls
 
 
@@ -602,11 +605,17 @@ class Consumer:
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
                 for i, m in enumerate(chunk)
             ]
-            try:
-                client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
-                self._counters.released += len(chunk)
-            except Exception as exc:  # they come back after their visibility timeout anyway
-                log.warning("could not release %d messages after stop: %s", len(chunk), exc)
+            for attempt in range(_RELEASE_ATTEMPTS):
+                try:
+                    client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+                    self._counters.released += len(chunk)
+                    break
+                except Exception as exc:  # they come back after their visibility timeout
+                    if attempt + 1 == _RELEASE_ATTEMPTS:
+                        ids = ", ".join(str(m.get("MessageId")) for m in chunk)
+                        log.warning("could not release messages %s after stop: %s", ids, exc)
+                    else:  # a throttle or a blip: this thread is ours alone, it may wait
+                        time.sleep(0.1 * 2**attempt * (0.5 + random.random()))
 
     # -- shutdown --------------------------------------------------------------------------
 

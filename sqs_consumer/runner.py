@@ -283,12 +283,16 @@ class SqsRunner:
         self._hand_back(raw)
 
     def _keep_polling(self, asked: int, got: int, free: int) -> bool:
-        """Auto pollers: after a full receive, add a loop per batch of room still to fill
-        (all at once: growing one by one takes a round trip per loop); end on empty."""
+        """Auto pollers: after a receive that got all it asked for, add a loop per batch of
+        room still to fill (all at once: growing one by one takes a round trip per loop);
+        end on empty."""
         if got == 0:
             return self._pollers <= 1
-        if got == asked == self._batch:
-            wanted = min((free - got) // self._batch, self._max_pollers - self._pollers)
+        if got == asked:
+            # Room left after a receive that got all it asked for: more loops fill it
+            # (one per batch of it, at least one, so small concurrencies grow too).
+            room = free - got
+            wanted = min(-(-room // self._batch), self._max_pollers - self._pollers)
             for _ in range(wanted):
                 self._spawn()
         return True

@@ -154,3 +154,31 @@ def test_kill_nine_loses_nothing(moto_endpoint: str, moto_sqs: Any, tmp_path: Pa
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
     assert set(_lines(out)) == set(bodies)
+
+
+def test_an_abandoned_polls_messages_are_released_despite_a_throttle() -> None:
+    """A long poll abandoned at stop that still gets messages releases them from its thread,
+    retrying a throttled ChangeMessageVisibilityBatch: they are visible again at once."""
+    import threading
+
+    from sqs_consumer import ConsumerOptions
+    from sqs_consumer.testing import MemorySQS
+
+    sqs = MemorySQS()
+    url = sqs.create_queue(QueueName="abandoned", Attributes={"VisibilityTimeout": "60"})[
+        "QueueUrl"
+    ]
+    options = ConsumerOptions(queue_url=url, client=sqs, wait_time_seconds=5, shutdown_timeout=1)
+    consumer = Consumer(lambda m: None, options)
+    threading.Thread(
+        target=lambda: (wait_until(lambda: sqs.waiting(url) >= 1), consumer.stop()), daemon=True
+    ).start()
+    consumer.start()
+    assert sqs.waiting(url) >= 1  # still parked on the queue after start() returned
+    sqs.inject_faults(1.0, kinds=["throttling"], operations=["change_message_visibility_batch"])
+    threading.Timer(0.2, sqs.clear_faults).start()  # the first tries fail, later ones pass
+    sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(k), "MessageBody": f"m{k}"} for k in range(5)]
+    )
+    wait_until(lambda: consumer.stats().released == 5, timeout=10)
+    assert sqs.counts(url)["visible"] == 5
