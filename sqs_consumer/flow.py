@@ -86,11 +86,6 @@ class Prefetch:
         return self._fixed == 0
 
     @property
-    def rate(self) -> float | None:
-        """The measured handling rate (messages per second), None before a measure."""
-        return self._rate
-
-    @property
     def latency(self) -> float | None:
         """The receive round trip's floor (seconds), None before a measure."""
         return self._latency

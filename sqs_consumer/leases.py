@@ -46,18 +46,12 @@ class Leases:
         self.on_removed: Callable[[], None] | None = None
         """Called when a lease goes (the runner: room for another message)."""
         self._accepting = True
-        self._removed: anyio.Event | None = None  # set when a lease goes (someone waits)
         self._started = 0  # leases held whose handler has begun
         self.finished = 0
         """Leases removed so far (settled or released): the handling rate is read from it."""
 
     def __len__(self) -> int:
         return len(self._leases)
-
-    @property
-    def running(self) -> int:
-        """Leases held whose handler has begun (and not been settled)."""
-        return self._started
 
     @property
     def unstarted(self) -> int:
@@ -99,18 +93,9 @@ class Leases:
         self.finished += 1
         if lease.started:
             self._started -= 1
-        if self._removed is not None:
-            self._removed.set()
-            self._removed = None
         if self.on_removed is not None:
             self.on_removed()
         return True
-
-    async def wait_removed(self) -> None:
-        """Return when the next lease is removed."""
-        if self._removed is None:
-            self._removed = anyio.Event()
-        await self._removed.wait()
 
     def adopt(self, message: Message) -> bool:
         """True if a message with this id is held already: a second delivery of it.
