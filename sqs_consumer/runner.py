@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -139,8 +140,10 @@ class SqsRunner:
         self._on_fatal = on_fatal
         self._pollers = 0
         self._asked = 0  # messages requested by receives still in flight
-        # Set when room may have appeared: a receive answered, or a held message settled.
-        self._answered: anyio.Event | None = None
+        # Receive loops waiting for room, oldest first: woken one at a time, and only once
+        # there is room worth a receive (a settle per message would otherwise wake them all).
+        self._waiting: deque[anyio.Event] = deque()
+        self._woken = False  # a loop was woken and has not looked yet: wake no other
         leases.on_removed = self._room_changed
         self._tg: TaskGroup | None = None
         self._stopping = False
@@ -184,8 +187,8 @@ class SqsRunner:
         try:
             while True:
                 free = self._free()
-                if free <= 0:
-                    await self._wait_for_free()
+                if not self._worth_asking(free):
+                    await self._wait_for_free(free)
                     continue
                 ask = min(self._batch, free)
                 wait = 0 if self._holding_groups() else self._wait_for_prefetch()
@@ -244,6 +247,7 @@ class SqsRunner:
 
     async def _receive_some(self, ask: int, *, wait: int | None = None) -> list[Any]:
         self._asked += ask
+        self._room_changed()  # room may be left over for the next waiting loop
         options = self._receive if wait is None else {**self._receive, "WaitTimeSeconds": wait}
         sent = time.monotonic()
         try:
@@ -314,21 +318,49 @@ class SqsRunner:
         # FIFO queues hold a batch per group already (see Consumer._held_limit).
         return self._fifo or self._prefetch.strict
 
-    async def _wait_for_free(self) -> None:
+    def _worth_asking(self, free: int) -> bool:
+        """True when a receive should go out for `free` messages now.
+
+        Small receives cost as much as full ones (a round trip, a thread hop, the wake-ups),
+        so with receives in flight a loop waits until a fair share is free: a full batch,
+        or a quarter of what may be held when that is smaller (small concurrencies). With
+        none in flight, any room is worth a receive: nothing else would fill it.
+        """
+        if free <= 0:
+            return False
+        if not self._asked:
+            return True
+        held_most = self._limit if self._strict else self._limit + self._prefetch.target()
+        return free >= min(self._batch, max(1, held_most // 4))
+
+    async def _wait_for_free(self, free: int) -> None:
         if self._acks.outstanding() >= self._unconfirmed_limit:
             self._acks.flush_nowait()
             await self._acks.wait_deleted()
-        elif self._strict and self._worker.capacity() <= 0 and not self._asked:
-            await self._worker.wait_for_capacity()
-        else:
+        elif free > 0 or self._asked or not self._strict or self._worker.capacity() > 0:
             # Receives in flight have claimed what is free, or held messages fill it: wait
-            # for either to change (both free room, and waiting on one alone makes the
-            # receives go out in waves).
-            if self._answered is None:
-                self._answered = anyio.Event()
-            await self._answered.wait()
+            # until a receive answers or held messages settle and there is room worth a
+            # receive (waiting on only one of them makes the receives go out in waves).
+            wake = anyio.Event()
+            self._waiting.append(wake)
+            try:
+                await wake.wait()
+            finally:
+                if wake.is_set():
+                    self._woken = False
+                else:
+                    self._waiting.remove(wake)
+        else:
+            await self._worker.wait_for_capacity()
 
     def _room_changed(self) -> None:
-        if self._answered is not None:
-            self._answered.set()
-            self._answered = None
+        """Wake the longest-waiting loop if there is room worth a receive now.
+
+        Strict mode also counts the worker's free slots, and a settle comes just before its
+        slot frees: there the loop is woken to look again (by then the slot is free).
+        """
+        if self._woken or not self._waiting:
+            return
+        if self._strict or self._worth_asking(self._free()):
+            self._woken = True
+            self._waiting.popleft().set()
