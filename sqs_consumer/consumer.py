@@ -387,6 +387,7 @@ class Consumer:
                     max_connections=max_calls,
                     read_timeout=opts.wait_time_seconds + 15,
                     validate=False,  # the consumer builds every request from checked options
+                    lean=True,
                 )
             except Exception as exc:  # e.g. botocore NoRegionError: say which option fixes it
                 raise QueueCheckError(

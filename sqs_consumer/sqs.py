@@ -71,12 +71,14 @@ def build_client(
     max_connections: int,
     read_timeout: float,
     validate: bool = True,
+    lean: bool = False,
 ) -> SqsClient:
     """A boto3 SQS client for `queue_url` (or the shared MemorySQS for `memory://` URLs).
 
     boto3's own retries are switched off: `Sqs.call` retries with the consumer's policy.
     `validate=False` skips botocore's check of every request against the service model
     (CPU on every call) for callers whose requests are all built from checked options.
+    `lean=True` puts the per-message calls on the short path of `fastpath.LeanClient`.
     """
     if queue_url.startswith("memory://"):
         from .testing import MemorySQS
@@ -101,6 +103,11 @@ def build_client(
     client: SqsClient = session.client(
         "sqs", endpoint_url=endpoint_url, region_name=region_name, config=config
     )
+    if lean:
+        from .fastpath import lean as short_path
+
+        shortened: SqsClient = short_path(client)
+        return shortened
     return client
 
 
