@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -164,7 +170,7 @@ def test_our_signature_is_botocores(
 
     import sqs_consumer.fastpath as fastpath
 
-    moment = datetime.datetime(2026, 12, 3, 23, 59, 58, tzinfo=datetime.timezone.utc)
+    moment = datetime.datetime(2026, 12, 3, 23, 59, 58, tzinfo=datetime.UTC)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: moment)
     monkeypatch.setattr(fastpath, "_now", lambda: moment)
     client = boto3.session.Session().client(
@@ -189,3 +195,165 @@ def test_our_signature_is_botocores(
     again = {**short._headers, "X-Amz-Target": "AmazonSQS.ReceiveMessage"}
     short._sigv4.sign(again, body)
     assert again["Authorization"] == headers["Authorization"]
+
+
+# -- the HTTP connections ------------------------------------------------------------------
+
+
+class _Server:
+    """A keep-alive HTTP/1.1 server on loopback that answers every POST with `answer`."""
+
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+        self.peers: list[int] = []  # the client port of every request
+        self.answer: tuple[int, bytes] = (200, b'{"Successful": [], "Failed": []}')
+        self.stall = threading.Event()  # set: answer nothing (a hung server)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                server.peers.append(self.client_address[1])
+                if server.stall.is_set():
+                    time.sleep(2)
+                    return
+                status, body = server.answer
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                if status >= 300:
+                    self.send_header("x-amzn-query-error", "InternalError;Receiver")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    s = _Server()
+    yield s
+    s.close()
+
+
+_OPEN: list[LeanClient] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def _lean_for(endpoint: str, **kwargs: Any) -> LeanClient:
+    client = lean(
+        boto3.client(
+            "sqs",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="a",
+            aws_secret_access_key="b",
+            **kwargs,
+        )
+    )
+    assert isinstance(client, LeanClient)
+    _OPEN.append(client)
+    return client
+
+
+def _delete(client: LeanClient) -> dict[str, Any]:
+    return client.delete_message_batch(QueueUrl="http://q/1/q", Entries=[])
+
+
+def test_a_thread_keeps_its_connection_while_the_server_does(server: _Server) -> None:
+    client = _lean_for(f"http://127.0.0.1:{server.port}")
+    assert client._connections is not None
+    for _ in range(3):
+        assert _delete(client) == {"Successful": [], "Failed": []}
+    assert len(server.peers) == 3 and len(set(server.peers)) == 1
+    # Another thread has a connection of its own.
+    other = threading.Thread(target=_delete, args=(client,))
+    other.start()
+    other.join()
+    assert len(set(server.peers)) == 2
+
+
+def test_a_connection_the_server_closed_is_replaced_without_an_error(server: _Server) -> None:
+    client = _lean_for(f"http://127.0.0.1:{server.port}")
+    _delete(client)
+    connection = client._connections._local.held.connection  # type: ignore[union-attr]
+    connection.sock.shutdown(socket.SHUT_RDWR)  # as if the server closed it while idle
+    assert _delete(client) == {"Successful": [], "Failed": []}
+    assert len(set(server.peers)) == 2
+
+
+def test_a_server_error_is_botocores_client_error(server: _Server) -> None:
+    server.answer = (500, b'{"__type": "InternalError", "message": "boom"}')
+    client = _lean_for(f"http://127.0.0.1:{server.port}")
+    with pytest.raises(ClientError) as raised:
+        _delete(client)
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert error_code(raised.value) == "InternalError"
+    assert classify(raised.value) is ErrorKind.TRANSIENT
+    server.answer = (200, b"{}")
+    assert _delete(client) == {}  # the connection is still good
+
+
+def test_a_hung_server_is_a_read_timeout(server: _Server) -> None:
+    from botocore.config import Config
+    from botocore.exceptions import ReadTimeoutError
+
+    server.stall.set()
+    client = _lean_for(f"http://127.0.0.1:{server.port}", config=Config(read_timeout=0.2))
+    with pytest.raises(ReadTimeoutError) as raised:
+        _delete(client)
+    assert classify(raised.value) is ErrorKind.TRANSIENT
+
+
+def test_https_verifies_the_servers_certificate(tmp_path: Any) -> None:
+    import trustme
+    from botocore.exceptions import SSLError
+
+    authority = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(tls)
+    secure = _Server(tls=tls)
+    try:
+        endpoint = f"https://127.0.0.1:{secure.port}"
+        bundle = tmp_path / "ca.pem"
+        authority.cert_pem.write_to_path(str(bundle))
+        trusting = _lean_for(endpoint, verify=str(bundle))
+        assert trusting._connections is not None
+        assert _delete(trusting) == {"Successful": [], "Failed": []}
+        assert _delete(trusting) == {"Successful": [], "Failed": []}
+        assert len(set(secure.peers)) == 1  # kept alive over TLS too
+        with pytest.raises(SSLError):
+            _delete(_lean_for(endpoint))  # the system's authorities do not know this one
+        assert _delete(_lean_for(endpoint, verify=False)) == {"Successful": [], "Failed": []}
+    finally:
+        secure.close()
+
+
+def test_a_proxy_or_a_client_certificate_keeps_botocores_http(server: _Server) -> None:
+    from botocore.config import Config
+
+    endpoint = f"http://127.0.0.1:{server.port}"
+    proxied = _lean_for(endpoint, config=Config(proxies={"http": "http://127.0.0.1:1"}))
+    assert proxied._connections is None
+    certified = _lean_for(endpoint, config=Config(client_cert="/nonexistent/cert.pem"))
+    assert certified._connections is None
