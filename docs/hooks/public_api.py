@@ -76,7 +76,11 @@ def _public_names(package: griffe.Module) -> dict[str, griffe.Object]:
     """Public path -> the object it names, for every public name."""
     names: dict[str, griffe.Object] = {}
     for module_path in PUBLIC_MODULES:
-        module = package.modules_collection[module_path]
+        try:
+            module = package.modules_collection[module_path]
+        except KeyError:  # moved or renamed: PUBLIC_MODULES must follow the package
+            _log.warning("public module %s does not exist (see PUBLIC_MODULES)", module_path)
+            continue
         if module.exports is None:
             _log.warning("%s has no __all__, so it has no public names", module_path)
             continue
