@@ -590,8 +590,7 @@ class AsyncProducer:
     ) -> str:
         """Send one message; return its message id (as `Producer.send`).
 
-        Args:
-            body, delay, group_id, deduplication_id, attributes: as for `Producer.send`.
+        Takes the arguments of `Producer.send`.
 
         Raises:
             TypeError, ValueError, SendError: as for `Producer.send`.
@@ -610,8 +609,7 @@ class AsyncProducer:
     ) -> list[str]:
         """Send messages in batches, in order; return their ids in input order (as `send_many`).
 
-        Args:
-            bodies, delay, group_id, deduplication_id, attributes: as for `Producer.send_many`.
+        Takes the arguments of `Producer.send_many`.
 
         Raises:
             TypeError, ValueError, SendError: as for `Producer.send_many`.
