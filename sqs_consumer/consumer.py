@@ -557,7 +557,8 @@ class Consumer:
             opts.prefetch,
             concurrency=opts.concurrency,
             done=lambda: leases.finished,
-            # Until the first message is handled: as many again as the slots (a slot's worth
+            running=lambda: leases.running,
+            # Until a round of the slots is handled: as many again as the slots (a slot's worth
             # each), so that a slow receive does not starve the start.
             initial=opts.concurrency,
         )

@@ -45,6 +45,15 @@ class Prefetch:
     prefetch grows, so the measured rate, and the prefetch, grow together until the slots
     are fed (or the cap is reached); slow handlers keep their rate, and their prefetch, low.
 
+    The rate that matters is the one the slots could sustain, not the one a starved start
+    lets them reach: while slots sit idle waiting for messages, the measured rate is held
+    down by the very shortage the prefetch is to cure, and it would take many round trips
+    for the two to grow together. So the measured rate is scaled by the slots over the
+    handlers running on average (Little's law again: running = rate x handling time, hence
+    rate at full slots = slots / handling time). With every slot busy the scale is 1: slow
+    handlers keep their low rate, and their prefetch; fast handlers behind a slow receive
+    get theirs after one sample.
+
     The round trip is the floor of what receives take, not their average: once the server
     is the bottleneck, every request held in flight lengthens the round trip, and sizing by
     that would only queue more requests at the server. So a faster receive lowers the
@@ -56,6 +65,8 @@ class Prefetch:
         setting: `"auto"`, or a fixed number of messages (0: strict, only free slots).
         concurrency: the slots (the cap is `PREFETCH_MULTIPLIER` times it).
         done: the running count of messages finished (settled or released).
+        running: the messages whose handler is running now (None: the slots are taken to
+            be busy, so the measured rate is used as it is).
         initial: the prefetch before anything has been measured.
         clock: the time source (seconds).
     """
@@ -67,9 +78,13 @@ class Prefetch:
         concurrency: int,
         done: Callable[[], int],
         initial: int,
+        running: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fixed = None if setting == "auto" else int(setting)
+        self._slots = concurrency
+        self._running = running
+        self._busy: float | None = None  # handlers running, on average
         self._cap = PREFETCH_MULTIPLIER * concurrency
         self._done = done
         self._clock = clock
@@ -107,17 +122,30 @@ class Prefetch:
         elapsed = now - self._sampled_at
         if elapsed >= _SAMPLE_EVERY:
             done = self._done()
-            if done == 0:
-                self._sampled_at = now
-                return self._target  # nothing handled yet: no rate to measure
+            if done < self._slots:
+                # Not a round of the slots finished yet: they all started at once, so what
+                # finishes in these first samples says little about the rate; hold the
+                # initial target until it does.
+                self._sampled_at, self._sampled_done = now, done
+                return self._target
             self._rate = _average(self._rate, (done - self._sampled_done) / elapsed)
             self._sampled_at, self._sampled_done = now, done
             if self._latency is not None:
-                wanted = self._rate * self._latency * _HEADROOM
+                wanted = self._sustainable_rate() * self._latency * _HEADROOM
                 self._target = max(
                     1, min(self._cap, math.ceil(wanted) if wanted < self._cap else self._cap)
                 )
         return self._target
+
+    def _sustainable_rate(self) -> float:
+        """The measured rate, scaled up to what every slot busy would handle."""
+        assert self._rate is not None
+        if self._running is None:
+            return self._rate
+        self._busy = _average(self._busy, float(self._running()))
+        if self._busy >= self._slots:
+            return self._rate
+        return self._rate * self._slots / max(self._busy, 1.0)
 
 
 def _average(old: float | None, sample: float) -> float:

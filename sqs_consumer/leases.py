@@ -54,6 +54,11 @@ class Leases:
         return len(self._leases)
 
     @property
+    def running(self) -> int:
+        """Leases held whose handler has begun (running, or settling)."""
+        return self._started
+
+    @property
     def unstarted(self) -> int:
         """Leases held whose handler has not begun (prefetched, waiting for a slot)."""
         return len(self._leases) - self._started
