@@ -56,7 +56,7 @@ def stored_bodies(env: QueueEnv) -> dict[str, str]:
     time takes about 40 s; its in-process backend is read directly instead.
     """
     if env.kind == "memory":
-        stored = env.client._queues[env.url.removeprefix("memory://")].messages.values()
+        stored = env.client._broker.queues[env.url.removeprefix("memory://")].messages.values()
         return {message.message_id: message.body for message in stored}
     backend = sqs_backends[ACCOUNT_ID][REGION]
     return {m.id: m.body for m in backend.queues[env.url.rsplit("/", 1)[1]]._messages}
