@@ -1022,3 +1022,18 @@ class TestHook:
             MemorySQS(hook="receive_message")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="hook must be None or a callable"):
             sqs.hook = 3  # type: ignore[assignment]
+
+
+def test_the_package_exports_what_the_module_did() -> None:
+    """`sqs_consumer.testing` became a package: its public names and old constants remain."""
+    import sqs_consumer.testing as testing
+
+    assert sorted(testing.__all__) == ["CallHook", "MemorySQS", "SQSCall"]
+    assert (testing.URL_PREFIX, testing.REGION, testing.ACCOUNT_ID) == (
+        "memory://",
+        "us-east-1",
+        "123456789012",
+    )
+    assert (testing.MAX_VISIBILITY, testing.DEDUP_WINDOW) == (43200, 300.0)
+    assert testing.FAULT_KINDS == ("throttling", "server", "connection")
+    assert all(not name.startswith("_") for name in testing.__all__)
