@@ -80,14 +80,21 @@ def _api(
 
     @functools.wraps(method)
     def call(self: MemorySQS, /, *args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
-        # The only cost of the hook feature when no hook is set: this one check.
-        if self._hook is None:
-            return run(self, *args, **kwargs)
-        sqs_call = SQSCall(operation, name, kwargs, functools.partial(run, self, *args))
-        answer = sqs_call._answer(self._hook(sqs_call))
-        if "ResponseMetadata" not in answer:  # a hook's own answer looks like any other
-            answer = _with_metadata(self, answer)
-        return answer
+        if self._hook is not None:  # all that the hook costs while none is set
+            sqs_call = SQSCall(operation, name, kwargs, functools.partial(run, self, *args))
+            answer = sqs_call._answer(self._hook(sqs_call))
+            if "ResponseMetadata" not in answer:  # a hook's own answer looks like any other
+                answer = _with_metadata(self, answer)
+            return answer
+        # `run`, inlined: benchmarks measure our overhead against this path.
+        self._faults.before_call(name, operation)
+        try:
+            response = method(self, *args, **kwargs)
+        except Fault as fault:
+            raise fault.client_error(operation) from None
+        metadata = {"RequestId": self._broker.new_id(), "HTTPStatusCode": 200, "HTTPHeaders": {}}
+        response["ResponseMetadata"] = metadata | {"RetryAttempts": 0}
+        return response
 
     call.__dict__["sqs_operation"] = operation
     return call
