@@ -74,7 +74,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sqs adapter", ("sqs_consumer/sqs.py",)),
     ("thread hops (threads.py)", ("sqs_consumer/threads.py",)),
     ("telemetry", ("sqs_consumer/telemetry.py",)),
-    ("testing (MemorySQS, the fake)", ("sqs_consumer/testing.py",)),
+    ("testing (MemorySQS, the fake)", ("sqs_consumer/testing/",)),
     ("other sqs_consumer (consumer, stats)", ("sqs_consumer/",)),
     ("benchmark handler and harness", ("benchmarks/", "/harness.py")),
     (

@@ -15,11 +15,12 @@ from typing import Any
 
 import attrs
 
+from ._sqs_rules import MAX_VISIBILITY
 from .message import Message
 
 __all__ = ["BatchResult", "is_batch_handler", "normalize_batch_result"]
 
-MAX_DELAY = 43200  # seconds: the most SQS lets a message stay invisible
+MAX_DELAY = MAX_VISIBILITY  # seconds: the most SQS lets a message stay invisible
 
 
 def _id(item: object, where: str) -> str:

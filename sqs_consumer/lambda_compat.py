@@ -15,10 +15,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
-import hashlib
 import json
 import re
-import struct
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +26,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from . import _sqs_rules as rules
 from .batch import BatchResult, normalize_batch_result
 from .calls import resolve, run_sync
 from .handling import is_async_callable
@@ -117,31 +116,12 @@ def _lambda_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _md5_of_attributes(attributes: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """The MD5 SQS computes over message attributes (None when there are none)."""
-    if not attributes:
-        return None
-    digest = hashlib.md5(usedforsecurity=False)
-    for name in sorted(attributes):
-        value = attributes[name]
-        data_type = str(value.get("DataType", ""))
-        binary = data_type.startswith("Binary")
-        payload = value.get("BinaryValue" if binary else "StringValue", "")
-        raw = bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload).encode()
-        for chunk in (name.encode(), data_type.encode()):
-            digest.update(struct.pack(">I", len(chunk)) + chunk)
-        digest.update((b"\x02" if binary else b"\x01") + struct.pack(">I", len(raw)) + raw)
-    return digest.hexdigest()
-
-
 def _record(message: Message, queue_arn: str) -> dict[str, Any]:
     attributes = {
         name: message.attributes[name] for name in LAMBDA_ATTRIBUTES if name in message.attributes
     }
     attributes.setdefault("ApproximateReceiveCount", str(message.receive_count))
-    md5_of_body = (
-        message.md5_of_body or hashlib.md5(message.body.encode(), usedforsecurity=False).hexdigest()
-    )
+    md5_of_body = message.md5_of_body or rules.md5_of_body(message.body)
     return {
         "messageId": message.message_id,
         "receiptHandle": message.receipt_handle,
@@ -150,7 +130,7 @@ def _record(message: Message, queue_arn: str) -> dict[str, Any]:
         "messageAttributes": {
             name: _lambda_attribute(value) for name, value in message.message_attributes.items()
         },
-        "md5OfMessageAttributes": _md5_of_attributes(message.message_attributes),
+        "md5OfMessageAttributes": rules.md5_of_attributes(message.message_attributes),
         "md5OfBody": md5_of_body,
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,

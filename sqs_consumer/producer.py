@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -29,21 +28,22 @@ import anyio.to_thread
 import attrs
 from opentelemetry.propagate import inject
 
+from . import _sqs_rules as rules
+from ._sqs_rules import (
+    MAX_ATTRIBUTES,
+    MAX_BATCH_ENTRIES,
+    MAX_DELAY,
+    MAX_MESSAGE_BYTES,
+    message_size,
+)
 from .checks import QUEUE_URL_SCHEMES, missing_methods, queue_url_problem
 from .errors import TRANSIENT_CODES, ErrorKind, SqsError, classify, error_code
 from .sqs import Backoff, build_client
 
 __all__ = ["AsyncProducer", "Producer", "SendError", "SendFailure"]
 
-MAX_MESSAGE_BYTES = 1_048_576  # one message, and one batch request: bodies plus attributes
-MAX_BATCH_ENTRIES = 10
-MAX_ATTRIBUTES = 10
-MAX_DELAY = 900
 ATTEMPTS = 6  # tries per call and per failed entry; with BACKOFF about 3 s at worst
 BACKOFF = Backoff(base=0.05, cap=2.0)
-_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}")
-_FIFO_ID = re.compile(r"[!-~]{1,128}")  # MessageGroupId and MessageDeduplicationId
-_BAD_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")  # SQS body chars
 
 T = TypeVar("T")
 AttributeValue = str | int | float | bytes | Mapping[str, Any]
@@ -130,8 +130,8 @@ def encode_body(body: object) -> str:
         raise TypeError(f"message body must be str, dict or list, not {type(body).__name__}")
     if not text:
         raise ValueError("message body must not be empty")
-    if bad := _BAD_CHAR.search(text):
-        raise ValueError(f"message body contains a character SQS rejects: {bad.group()!r}")
+    if (bad := rules.invalid_character(text)) is not None:
+        raise ValueError(f"message body contains a character SQS rejects: {bad!r}")
     return text
 
 
@@ -148,9 +148,7 @@ def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dic
 
 
 def _check_name(name: str) -> str:
-    reserved = name.lower().startswith(("aws.", "amazon."))
-    dots = name.startswith(".") or name.endswith(".") or ".." in name
-    if not _ATTRIBUTE_NAME.fullmatch(name) or reserved or dots:
+    if rules.attribute_name_problem(name) is not None:
         raise ValueError(
             f"invalid message attribute name {name!r}: use 1-256 of A-Z a-z 0-9 _ - . with no "
             "leading, trailing or repeated '.' and no 'AWS.' or 'Amazon.' prefix"
@@ -160,9 +158,9 @@ def _check_name(name: str) -> str:
 
 def _attribute(name: str, value: AttributeValue) -> dict[str, Any]:
     if isinstance(value, Mapping):
-        kind = str(value.get("DataType", "")).split(".")[0]
+        kind = rules.attribute_kind(value)
         key = "BinaryValue" if kind == "Binary" else "StringValue"
-        if kind in ("String", "Number", "Binary") and value.get(key):
+        if kind and value.get(key):
             return dict(value)
         raise ValueError(f"message attribute {name!r}: needs a DataType (String, Number or "
                          f"Binary) and a non-empty {key}")  # fmt: skip
@@ -182,16 +180,6 @@ def _attribute(name: str, value: AttributeValue) -> dict[str, Any]:
     if not value:
         raise ValueError(f"message attribute {name!r}: SQS rejects empty values")
     return shaped
-
-
-def message_size(body: str, attributes: Mapping[str, Mapping[str, Any]]) -> int:
-    """Bytes SQS counts against its limit: the body plus each attribute's name, type and value."""
-    size = len(body.encode())
-    for name, value in attributes.items():
-        raw = value.get("BinaryValue") or value.get("StringValue") or b""
-        raw = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode()
-        size += len(name.encode()) + len(str(value.get("DataType", "")).encode()) + len(raw)
-    return size
 
 
 def _trace_context() -> dict[str, str]:
@@ -216,7 +204,7 @@ def _add_trace(attributes: dict[str, dict[str, Any]], trace: Mapping[str, str], 
 
 
 def _fifo_id(kind: str, value: str) -> str:
-    if not _FIFO_ID.fullmatch(value):
+    if not rules.FIFO_ID.fullmatch(value):
         raise ValueError(f"{kind} {value!r}: must be 1-128 printable ASCII characters, no spaces")
     return value
 

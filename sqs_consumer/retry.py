@@ -7,9 +7,11 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from ._sqs_rules import MAX_VISIBILITY
+
 __all__ = ["ExponentialBackoff", "RetryPolicy"]
 
-MAX_DELAY = 43200  # SQS refuses a visibility timeout over 12 hours
+MAX_DELAY = MAX_VISIBILITY  # SQS refuses a visibility timeout over 12 hours
 
 
 @runtime_checkable

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from ._sqs_rules import MAX_VISIBILITY
 from .batching import Batcher
 from .deadlines import ShutdownDeadline
 from .sqs import Sqs
@@ -24,7 +25,7 @@ _ENTRY_ATTEMPTS = 5
 
 def whole_seconds(timeout: float) -> int:
     """The VisibilityTimeout SQS accepts for `timeout`: rounded up, within 0..43200."""
-    return max(0, min(43200, math.ceil(timeout)))
+    return max(0, min(MAX_VISIBILITY, math.ceil(timeout)))
 
 
 class VisibilityChanger:

@@ -11,7 +11,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from sqs_consumer import Consumer, ExponentialBackoff, Message
 from sqs_consumer.batch import BatchResult
-from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
 from tests.helpers import running as running_consumer
@@ -189,14 +189,13 @@ async def test_fifo_receive_retry_reuses_its_attempt_id() -> None:
     """A receive retried after a connection error carries the same ReceiveRequestAttemptId."""
     attempts: list[str | None] = []
 
-    class DropsFirstReceive(MemorySQS):
-        def receive_message(self, **kwargs: Any) -> Any:
-            attempts.append(kwargs.get("ReceiveRequestAttemptId"))
+    def drop_first_receive(call: SQSCall) -> None:
+        if call.operation == "ReceiveMessage":
+            attempts.append(call.params.get("ReceiveRequestAttemptId"))
             if len(attempts) == 1:
                 raise EndpointConnectionError(endpoint_url="memory://")
-            return super().receive_message(**kwargs)
 
-    memory = DropsFirstReceive()
+    memory = MemorySQS(hook=drop_first_receive)
     url = memory.create_queue(
         QueueName=unique_name() + ".fifo",
         Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},

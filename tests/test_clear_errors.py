@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from sqs_consumer import (
     AsyncProducer,
@@ -28,7 +27,7 @@ from sqs_consumer import (
 from sqs_consumer.batch import normalize_batch_result
 from sqs_consumer.consumer import State
 from sqs_consumer.errors import OptionTypeError
-from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import REGION, QueueEnv, unique_name
 from tests.helpers import running, wait_for
 
@@ -506,14 +505,11 @@ async def test_a_dead_letter_queue_we_may_only_send_to_is_accepted(
     """AccessDenied on the DLQ's attributes is logged, not fatal: SendMessage may be allowed."""
     dlq_url = "memory://send-only-dlq"
 
-    class SendOnly(MemorySQS):
-        def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
-            if kwargs["QueueUrl"] == dlq_url:
-                error = {"Error": {"Code": "AccessDenied", "Message": "not for you"}}
-                raise ClientError(error, "GetQueueAttributes")  # type: ignore[arg-type]
-            return super().get_queue_attributes(**kwargs)
+    def send_only(call: SQSCall) -> None:
+        if call.operation == "GetQueueAttributes" and call.params["QueueUrl"] == dlq_url:
+            raise call.error("AccessDenied", "not for you", status=403)
 
-    sqs = SendOnly()
+    sqs = MemorySQS(hook=send_only)
     url = sqs.create_queue(QueueName=unique_name())["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="one")
     options = ConsumerOptions(

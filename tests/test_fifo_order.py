@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from sqs_consumer import Consumer, Message
-from sqs_consumer.testing import _VISIBLE, MemorySQS
+from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing._model import VISIBLE, Queue, StoredMessage
 from tests.conftest import REGION, QueueEnv, unique_name
 from tests.helpers import running, wait_for
 
@@ -113,30 +113,36 @@ async def test_fifo_groups_keep_their_order_after_a_failure(fifo: QueueEnv) -> N
     assert consumer.stats().failed == 1
 
 
-class LaxFifoSQS(MemorySQS):
+def lax_fifo_sqs() -> MemorySQS:
     """MemorySQS whose FIFO receives skip in-flight messages instead of blocking the group.
 
     That is what moto's ReceiveMessage amounts to when held messages' visibility lapses
     during its scan: it un-blocks the group message by message and hands out later ones
     while an earlier one is still to come back. SQS never does; the consumer must cope.
+    This changes the queue model itself, which a call hook cannot do, so it swaps the
+    model's FIFO take for this one test.
     """
+    memory = MemorySQS()
 
-    def _take_fifo(self, queue: Any, limit: int) -> list[Any]:
-        taken: list[Any] = []
+    def take_fifo(queue: Queue, limit: int) -> list[StoredMessage]:
+        taken: list[StoredMessage] = []
         for group in queue.groups.values():
             for message in group:
                 if len(taken) >= limit:
                     return taken
-                if message.state == _VISIBLE:
+                if message.state == VISIBLE:
                     taken.append(message)
         return taken
+
+    memory._broker.take_fifo = take_fifo  # type: ignore[method-assign]
+    return memory
 
 
 async def test_later_messages_wait_for_the_failed_one_even_if_the_server_hands_them_out() -> None:
     """Once a message of a group failed, nothing after it in the group is handled before it
     comes back: what we hold of the group is released, and so is what later receives bring
     (here a server without group locks brings them at once)."""
-    memory = LaxFifoSQS()
+    memory = lax_fifo_sqs()
     attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
     url = memory.create_queue(QueueName=unique_name() + ".fifo", Attributes=attributes)["QueueUrl"]
     env = QueueEnv("memory", memory, url, {"client": memory})

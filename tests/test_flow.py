@@ -11,27 +11,27 @@ import pytest
 
 from sqs_consumer import Consumer, ConsumerOptions, Message
 from sqs_consumer.flow import Prefetch
-from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
 
 pytestmark = pytest.mark.anyio
 
 
-class SlowDeletes(MemorySQS):
-    """Deletes take `delete_latency` seconds, or wait for `deletes_open` when it is cleared."""
+class SlowDeletes:
+    """A call hook: deletes take `delete_latency` seconds, or wait for `deletes_open` when it
+    is cleared."""
 
     def __init__(self, delete_latency: float = 0.0) -> None:
-        super().__init__()
         self.delete_latency = delete_latency
         self.deletes_open = threading.Event()
         self.deletes_open.set()
 
-    def delete_message_batch(self, **kwargs: Any) -> Any:
-        self.deletes_open.wait(30)
-        if self.delete_latency:
-            threading.Event().wait(self.delete_latency)
-        return super().delete_message_batch(**kwargs)
+    def __call__(self, call: SQSCall) -> None:
+        if call.operation == "DeleteMessageBatch":
+            self.deletes_open.wait(30)
+            if self.delete_latency:
+                threading.Event().wait(self.delete_latency)
 
 
 def env_on(memory: MemorySQS, messages: int) -> QueueEnv:
@@ -44,7 +44,7 @@ def env_on(memory: MemorySQS, messages: int) -> QueueEnv:
 async def test_an_ack_holds_no_slot_while_its_delete_is_in_flight() -> None:
     """Concurrency 1, strict: the next message starts while the last one's delete is still
     unconfirmed (before, a slot was held until SQS confirmed its delete)."""
-    memory = SlowDeletes(delete_latency=0.3)
+    memory = MemorySQS(hook=SlowDeletes(delete_latency=0.3))
     env = env_on(memory, 6)
     deleting_at_start: list[int] = []
     consumer: Consumer
@@ -62,9 +62,10 @@ async def test_an_ack_holds_no_slot_while_its_delete_is_in_flight() -> None:
 async def test_unconfirmed_deletes_have_their_own_bound() -> None:
     """While deletes do not get through, receiving pauses at the bound (100 acks for a small
     concurrency) instead of growing memory; once they do, every message is deleted."""
-    memory = SlowDeletes()
+    slow = SlowDeletes()
+    memory = MemorySQS(hook=slow)
     env = env_on(memory, 160)
-    memory.deletes_open.clear()
+    slow.deletes_open.clear()
     consumer = Consumer(lambda m: None, env.options(concurrency=2, prefetch=0))
     async with running(consumer):
         try:
@@ -75,7 +76,7 @@ async def test_unconfirmed_deletes_have_their_own_bound() -> None:
             # The last receive before the bound may ask for up to 2 (the slots).
             assert stats.deleting <= 101 and stats.received <= 101, stats
         finally:
-            memory.deletes_open.set()
+            slow.deletes_open.set()
         await wait_for(lambda: consumer.stats().deleted == 160)
 
 
@@ -115,24 +116,26 @@ async def test_auto_prefetch_gives_slow_handlers_almost_none() -> None:
     assert extra and max(extra) <= 2, extra
 
 
-class CountsAsked(MemorySQS):
-    """Tracks how many messages the receives in flight ask for at once (the pipe's size)."""
+class CountsAsked:
+    """A call hook tracking how many messages the receives in flight ask for at once (the
+    pipe's size)."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.lock = threading.Lock()
         self.asked = 0
         self.most_asked = 0
 
-    def receive_message(self, **kwargs: Any) -> Any:
+    def __call__(self, call: SQSCall) -> dict[str, Any] | None:
+        if call.operation != "ReceiveMessage":
+            return None
         with self.lock:
-            self.asked += int(kwargs["MaxNumberOfMessages"])
+            self.asked += int(call.params["MaxNumberOfMessages"])
             self.most_asked = max(self.most_asked, self.asked)
         try:
-            return super().receive_message(**kwargs)
+            return call.proceed()
         finally:
             with self.lock:
-                self.asked -= int(kwargs["MaxNumberOfMessages"])
+                self.asked -= int(call.params["MaxNumberOfMessages"])
 
 
 @pytest.mark.parametrize(("prefetch", "most"), [("auto", (6, 25)), (0, (1, 5))])
@@ -142,14 +145,15 @@ async def test_prefetch_fills_the_pipe_behind_a_slow_receive(
     """Fast handlers behind a 50 ms receive: with "auto", receives in flight ask for more
     than the free slots (the rate x latency of Little's law), never past 5 + 4 x 5; strict
     mode asks only for the slots."""
-    memory = CountsAsked()
+    counter = CountsAsked()
+    memory = MemorySQS(hook=counter)
     env = env_on(memory, 600)
     memory.latency = 0.05
     consumer = Consumer(lambda m: None, env.options(concurrency=5, prefetch=prefetch))
     async with running(consumer):
         await wait_for(lambda: consumer.stats().deleted >= 150, timeout=60)
     low, high = most
-    assert low <= memory.most_asked <= high, memory.most_asked
+    assert low <= counter.most_asked <= high, counter.most_asked
 
 
 def test_prefetch_option_is_checked() -> None:

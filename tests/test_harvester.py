@@ -8,44 +8,45 @@ from typing import Any
 
 import anyio
 import pytest
-from botocore.exceptions import ClientError
 
 from sqs_consumer import Consumer, Message, QueueCheckError
-from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
 
 pytestmark = pytest.mark.anyio
 
 
-class FlakyDeletes(MemorySQS):
-    """Fails every entry of the first DeleteMessageBatch with a transient per-entry error."""
+def flaky_deletes(*, fail_first: bool = True) -> tuple[MemorySQS, list[int]]:
+    """A MemorySQS whose first DeleteMessageBatch fails every entry with a transient per-entry
+    error (unless not `fail_first`), and the entry count of each DeleteMessageBatch call."""
+    delete_calls: list[int] = []
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.delete_calls: list[int] = []
-
-    def delete_message_batch(self, **kwargs: Any) -> Any:
-        self.delete_calls.append(len(kwargs["Entries"]))
-        if len(self.delete_calls) == 1:
+    def hook(call: SQSCall) -> dict[str, Any] | None:
+        if call.operation != "DeleteMessageBatch":
+            return None
+        delete_calls.append(len(call.params["Entries"]))
+        if fail_first and len(delete_calls) == 1:
             failed = [
                 {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "x"}
-                for e in kwargs["Entries"]
+                for e in call.params["Entries"]
             ]
             return {"Successful": [], "Failed": failed}
-        return super().delete_message_batch(**kwargs)
+        return None
+
+    return MemorySQS(hook=hook), delete_calls
 
 
 async def test_transient_entry_failures_are_sent_again() -> None:
     """Entries failed with a server-side code are retried and end up deleted."""
-    memory = FlakyDeletes()
+    memory, delete_calls = flaky_deletes()
     url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
     env = QueueEnv("memory", memory, url, {"client": memory})
     env.send(["a", "b", "c"])
     consumer = Consumer(lambda m: None, env.options(delete_flush_interval=0.05))
     async with running(consumer):
         await wait_for(lambda: consumer.stats().deleted == 3)
-    assert len(memory.delete_calls) >= 2
+    assert len(delete_calls) >= 2
     assert consumer.stats().delete_errors == 0
     assert sum(memory.counts(url).values()) == 0
 
@@ -85,16 +86,17 @@ async def test_expired_receipt_handles_count_as_delete_errors() -> None:
     assert queue.counts() == (0, 1)  # still the other consumer's
 
 
-class CountsDeliveries(MemorySQS):
-    """Counts how many receives returned each message id."""
+class CountsDeliveries:
+    """A call hook that counts how many receives returned each message id."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.deliveries: dict[str, int] = {}
         self.answered = 0  # receive calls that returned
 
-    def receive_message(self, **kwargs: Any) -> Any:
-        response = super().receive_message(**kwargs)
+    def __call__(self, call: SQSCall) -> dict[str, Any] | None:
+        if call.operation != "ReceiveMessage":
+            return None
+        response = call.proceed()
         self.answered += 1
         for message in response.get("Messages", []):
             mid = message["MessageId"]
@@ -106,7 +108,8 @@ async def test_a_message_received_again_while_held_is_handled_once_and_deleted()
     """Its lease outlived (max_visibility=1) and our own next receive got the message again:
     it is not handled a second time at once, and the delete uses the newest receipt handle
     (the one SQS honours), so it succeeds."""
-    memory = CountsDeliveries()
+    counted = CountsDeliveries()
+    memory = MemorySQS(hook=counted)
     url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
     queue = QueueEnv("memory", memory, url, {"client": memory})
     queue.send(["late"])
@@ -118,8 +121,8 @@ async def test_a_message_received_again_while_held_is_handled_once_and_deleted()
         # receive and hands its messages over without yielding in between).
         await wait_for(
             lambda: (
-                memory.deliveries.get(message.message_id, 0) >= 2
-                and consumer.stats().receives >= memory.answered
+                counted.deliveries.get(message.message_id, 0) >= 2
+                and consumer.stats().receives >= counted.answered
             ),
             timeout=10,
         )
@@ -136,34 +139,31 @@ async def test_a_message_received_again_while_held_is_handled_once_and_deleted()
 
 async def test_deletes_go_out_in_batches_of_ten() -> None:
     """Acks are grouped: 50 messages need about 5 DeleteMessageBatch calls, not 50."""
-    memory = FlakyDeletes()
-    memory.delete_calls.append(0)  # skip the injected failure
+    memory, delete_calls = flaky_deletes(fail_first=False)
     url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
     env = QueueEnv("memory", memory, url, {"client": memory})
     env.send([f"m{i}" for i in range(50)])
     consumer = Consumer(lambda m: None, env.options(concurrency=50, delete_flush_interval=1))
     async with running(consumer):
         await wait_for(lambda: consumer.stats().deleted == 50)
-    sizes = memory.delete_calls[1:]
+    sizes = delete_calls
     assert sum(sizes) == 50 and max(sizes) == 10 and len(sizes) <= 10
 
 
-class Denied(MemorySQS):
-    def __init__(self, code: str) -> None:
-        super().__init__()
-        self.code = code
+def denied(code: str) -> MemorySQS:
+    """A MemorySQS whose GetQueueAttributes fails with `code` (HTTP 403)."""
 
-    def get_queue_attributes(self, **kwargs: Any) -> Any:
-        error = {"Error": {"Code": self.code, "Message": "nope"}}
-        raise ClientError(
-            {**error, "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetQueueAttributes"
-        )
+    def hook(call: SQSCall) -> None:
+        if call.operation == "GetQueueAttributes":
+            raise call.error(code, "nope", status=403)
+
+    return MemorySQS(hook=hook)
 
 
 @pytest.mark.parametrize("code", ["InvalidClientTokenId", "AccessDenied", "SignatureDoesNotMatch"])
 async def test_bad_credentials_or_permissions_fail_run_at_once(code: str) -> None:
     """Credential and permission errors raise from run() with the AWS code in the text."""
-    memory = Denied(code)
+    memory = denied(code)
     url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
     consumer = Consumer(
         lambda m: None, QueueEnv("memory", memory, url, {"client": memory}).options()

@@ -12,7 +12,7 @@ import pytest
 from sqs_consumer import Consumer, Message, Retry
 from sqs_consumer.heartbeat import Heartbeat, derive_interval
 from sqs_consumer.leases import Leases
-from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
 
@@ -68,24 +68,26 @@ class TestDue:
         assert derive_interval(2) == pytest.approx(2 / 3)
 
 
-class SlowExtensions(MemorySQS):
-    """Records visibility changes; extensions (to `extension` seconds) take 0.6 s each."""
+class SlowExtensions:
+    """A call hook recording visibility changes; extensions (to `extension` seconds) take
+    0.6 s each."""
 
     def __init__(self, extension: int) -> None:
-        super().__init__()
         self.extension = extension
         self.calls: list[tuple[float, float, int]] = []
         self.extending = threading.Event()
         self._calls_lock = threading.Lock()
 
-    def change_message_visibility_batch(self, **kwargs: Any) -> Any:
+    def __call__(self, call: SQSCall) -> dict[str, Any] | None:
+        if call.operation != "ChangeMessageVisibilityBatch":
+            return None
         started = time.monotonic()
-        timeout = kwargs["Entries"][0]["VisibilityTimeout"]
+        timeout = call.params["Entries"][0]["VisibilityTimeout"]
         if timeout == self.extension:
             self.extending.set()
             time.sleep(0.6)
         try:
-            return super().change_message_visibility_batch(**kwargs)
+            return call.proceed()
         finally:
             with self._calls_lock:
                 self.calls.append((started, time.monotonic(), timeout))
@@ -94,12 +96,13 @@ class SlowExtensions(MemorySQS):
 @pytest.mark.anyio
 async def test_retry_delay_is_sent_only_after_an_extension_in_flight_lands() -> None:
     """A failure during an extension waits for it, so the extension cannot undo the delay."""
-    memory = SlowExtensions(extension=3)
+    slow = SlowExtensions(extension=3)
+    memory = MemorySQS(hook=slow)
     url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
     memory.send_message(QueueUrl=url, MessageBody="x")
 
     async def handle(message: Message) -> None:
-        await wait_for(memory.extending.is_set)  # fail while an extension is in flight
+        await wait_for(slow.extending.is_set)  # fail while an extension is in flight
         raise Retry(delay=7)
 
     options = QueueEnv("memory", memory, url, {"client": memory}).options(
@@ -107,8 +110,8 @@ async def test_retry_delay_is_sent_only_after_an_extension_in_flight_lands() -> 
     )
     consumer = Consumer(handle, options)
     async with running(consumer):
-        await wait_for(lambda: any(t == 7 for _, _, t in memory.calls), timeout=10)
-    retry = next(c for c in memory.calls if c[2] == 7)
-    extensions = [c for c in memory.calls if c[2] == 3 and c[0] < retry[0]]
-    assert extensions, memory.calls
+        await wait_for(lambda: any(t == 7 for _, _, t in slow.calls), timeout=10)
+    retry = next(c for c in slow.calls if c[2] == 7)
+    extensions = [c for c in slow.calls if c[2] == 3 and c[0] < retry[0]]
+    assert extensions, slow.calls
     assert all(end <= retry[0] for _, end, _ in extensions)

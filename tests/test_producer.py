@@ -8,7 +8,6 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
 from moto.sqs.models import sqs_backends
 from opentelemetry import trace
@@ -17,7 +16,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 
 from sqs_consumer.errors import SqsError
 from sqs_consumer.producer import AsyncProducer, AttributeValue, Producer, SendError
-from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import REGION, QueueEnv, unique_name
 
 MiB = 1_048_576
@@ -56,7 +55,7 @@ def stored_bodies(env: QueueEnv) -> dict[str, str]:
     time takes about 40 s; its in-process backend is read directly instead.
     """
     if env.kind == "memory":
-        stored = env.client._queues[env.url.removeprefix("memory://")].messages.values()
+        stored = env.client._broker.queues[env.url.removeprefix("memory://")].messages.values()
         return {message.message_id: message.body for message in stored}
     backend = sqs_backends[ACCOUNT_ID][REGION]
     return {m.id: m.body for m in backend.queues[env.url.rsplit("/", 1)[1]]._messages}
@@ -91,18 +90,18 @@ def checks_only(url: str = "memory://checks") -> Producer:
     return Producer(url, client=NoCalls())
 
 
-class Recording(MemorySQS):
-    """MemorySQS that records the entries of each SendMessageBatch call."""
+class Recording:
+    """A call hook that records the entries of each SendMessageBatch call passed on to
+    MemorySQS; `sqs` is the MemorySQS it watches."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.batches: list[list[Mapping[str, Any]]] = []
+        self.sqs = MemorySQS(hook=self)
 
-    def send_message_batch(
-        self, *, QueueUrl: str, Entries: Collection[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        self.batches.append(list(Entries))
-        return super().send_message_batch(QueueUrl=QueueUrl, Entries=Entries)
+    def __call__(self, call: SQSCall) -> dict[str, Any] | None:
+        if call.operation == "SendMessageBatch":
+            self.batches.append(list(call.params["Entries"]))
+        return None
 
 
 class Flaky(Recording):
@@ -118,16 +117,15 @@ class Flaky(Recording):
         super().__init__()
         self.once, self.always, self.throttle = set(once), set(always), throttle
 
-    def send_message_batch(
-        self, *, QueueUrl: str, Entries: Collection[Mapping[str, Any]]
-    ) -> dict[str, Any]:
+    def __call__(self, call: SQSCall) -> dict[str, Any] | None:
+        if call.operation != "SendMessageBatch":
+            return None
         if self.throttle:
             self.throttle -= 1
-            error: Any = {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}
-            raise ClientError(error, "SendMessageBatch")
+            raise call.error("ThrottlingException", "slow down")
         failed: list[dict[str, Any]] = []
         kept = []
-        for entry in Entries:
+        for entry in call.params["Entries"]:
             body = entry["MessageBody"]
             if body in self.once:
                 self.once.discard(body)
@@ -150,13 +148,11 @@ class Flaky(Recording):
                 )
             else:
                 kept.append(entry)
-        response = (
-            super().send_message_batch(QueueUrl=QueueUrl, Entries=kept)
-            if kept
-            else {"Successful": [], "Failed": []}
-        )
-        response["Failed"] = response.get("Failed", []) + failed
-        return response
+        response: dict[str, Any] = {"Successful": [], "Failed": []}
+        if kept:
+            self.batches.append(kept)
+            response = call.proceed(Entries=kept)
+        return response | {"Failed": response.get("Failed", []) + failed}
 
 
 class TestSendMany:
@@ -173,12 +169,13 @@ class TestSendMany:
 
     def test_batches_hold_at_most_ten_entries_and_one_mib(self) -> None:
         """Entries are grouped ten at a time, and a new batch starts before 1 MiB is exceeded."""
-        sqs = Recording()
+        recording = Recording()
+        sqs = recording.sqs
         url = sqs.create_queue(QueueName="batches")["QueueUrl"]
         producer = Producer(url, client=sqs)
         producer.send_many(["x"] * 25)
         producer.send_many(["y" * 300_000] * 5)
-        assert [len(batch) for batch in sqs.batches] == [10, 10, 5, 3, 2]
+        assert [len(batch) for batch in recording.batches] == [10, 10, 5, 3, 2]
 
     def test_a_lone_body_is_not_taken_for_many(self) -> None:
         """send_many("text") is a TypeError, not one message per character."""
@@ -191,18 +188,19 @@ class TestSendMany:
 
     def test_transient_entry_failures_are_resent(self) -> None:
         """Entries failing with SenderFault false are resent; every id still comes back in order."""
-        sqs = Flaky(once={"m3", "m17"}, throttle=1)
+        flaky = Flaky(once={"m3", "m17"}, throttle=1)
+        sqs = flaky.sqs
         url = sqs.create_queue(QueueName="flaky")["QueueUrl"]
         ids = Producer(url, client=sqs).send_many([f"m{n}" for n in range(25)])
         assert len(set(ids)) == 25
         # Entries SQS took per call: 9 of the first ten, then m3 resent alone; same for m17.
-        assert [len(batch) for batch in sqs.batches] == [9, 1, 9, 1, 5]
+        assert [len(batch) for batch in flaky.batches] == [9, 1, 9, 1, 5]
         bodies = stored_bodies(QueueEnv("memory", sqs, url, {}))
         assert [bodies[i] for i in ids] == [f"m{n}" for n in range(25)]
 
     def test_permanent_entry_failure_raises_send_error_naming_it(self) -> None:
         """A sender fault stops sending and SendError names the entry; sent ids are kept."""
-        sqs = Flaky(always={"m13"})
+        sqs = Flaky(always={"m13"}).sqs
         url = sqs.create_queue(QueueName="broken")["QueueUrl"]
         with pytest.raises(
             SendError,
@@ -263,22 +261,21 @@ class TestFifo:
     def test_no_permission_to_look_means_derived_ids(self) -> None:
         """If GetQueueAttributes is denied, ids are derived (once asked, never again)."""
 
-        class Denied(MemorySQS):
-            asked = 0
+        asked: list[str] = []
 
-            def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
-                self.asked += 1
-                error: Any = {"Error": {"Code": "AccessDenied", "Message": "no"}}
-                raise ClientError(error, "GetQueueAttributes")
+        def deny(call: SQSCall) -> None:
+            if call.operation == "GetQueueAttributes":
+                asked.append(call.operation)
+                raise call.error("AccessDenied", "no", status=403)
 
-        sqs = Denied()
+        sqs = MemorySQS(hook=deny)
         url = sqs.create_queue(QueueName="denied.fifo", Attributes={"FifoQueue": "true"})[
             "QueueUrl"
         ]
         producer = Producer(url, client=sqs)
         assert len(set(producer.send_many(["same", "same"], group_id="g"))) == 2
         producer.send("same", group_id="g")
-        assert sqs.asked == 1
+        assert len(asked) == 1
 
     def test_single_send_needs_a_group_and_takes_no_delay(self) -> None:
         """group_id is required on FIFO queues, and a delay is refused, before any call."""
@@ -465,7 +462,8 @@ class TestAsyncProducer:
 
     async def test_retries_sleep_on_the_loop(self) -> None:
         """A throttled call is retried from the event loop and then succeeds."""
-        sqs = Flaky(throttle=2)
+        flaky = Flaky(throttle=2)
+        sqs = flaky.sqs
         url = sqs.create_queue(QueueName="async-flaky")["QueueUrl"]
         ids = await AsyncProducer(url, client=sqs).send_many(["a", "b"])
-        assert len(ids) == 2 and len(sqs.batches) == 1
+        assert len(ids) == 2 and len(flaky.batches) == 1

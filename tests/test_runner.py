@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from sqs_consumer import Consumer, Message
-from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
 
@@ -68,12 +68,11 @@ async def test_receive_asks_only_for_free_capacity() -> None:
     with a fixed prefetch, for the free slots plus what is missing of the prefetch."""
     asked: list[int] = []
 
-    class Recording(MemorySQS):
-        def receive_message(self, **kwargs: object) -> dict[str, object]:
-            asked.append(int(kwargs["MaxNumberOfMessages"]))  # type: ignore[call-overload]
-            return super().receive_message(**kwargs)  # type: ignore[arg-type]
+    def record(call: SQSCall) -> None:
+        if call.operation == "ReceiveMessage":
+            asked.append(int(call.params["MaxNumberOfMessages"]))
 
-    memory = Recording()
+    memory = MemorySQS(hook=record)
     url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
     env = QueueEnv("memory", memory, url, {"client": memory})
     env.send([f"m{i}" for i in range(12)])

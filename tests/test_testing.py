@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sqs_consumer.errors import ErrorKind, classify
-from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import unique_name, wait_until
 
 # MD5OfMessageAttributes of ATTRIBUTES, as SQS (and moto) compute it.
@@ -894,3 +894,146 @@ class TestConcurrency:
             thread.join(5)
         assert sorted(seen) == list(range(total))
         sqs.wait_until_empty(url, timeout=1)
+
+
+class TestHook:
+    """The call hook: sees every client call; may answer, raise, delay or let it through."""
+
+    def test_it_sees_each_client_call_with_its_operation_and_parameters(self) -> None:
+        seen: list[tuple[str, str, dict[str, Any]]] = []
+        sqs = MemorySQS(hook=lambda call: seen.append((call.operation, call.method, call.params)))
+        url = sqs.create_queue(QueueName="seen")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        sqs.counts(url)  # a test helper, not a client call
+        assert seen == [
+            ("CreateQueue", "create_queue", {"QueueName": "seen"}),
+            ("SendMessage", "send_message", {"QueueUrl": url, "MessageBody": "x"}),
+        ]
+        assert sqs.counts(url)["visible"] == 1  # None let the call through
+
+    def test_an_answer_replaces_the_call_and_gets_response_metadata(self, sqs: MemorySQS) -> None:
+        url = sqs.create_queue(QueueName="answered")["QueueUrl"]
+        sqs.hook = lambda call: {"MessageId": "fake"} if call.operation == "SendMessage" else None
+        response = sqs.send_message(QueueUrl=url, MessageBody="x")
+        assert response["MessageId"] == "fake"
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+        assert sqs.counts(url)["visible"] == 0  # never reached the queue
+        sqs.hook = None
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        assert sqs.counts(url)["visible"] == 1
+
+    def test_what_it_raises_is_what_the_caller_gets(self, sqs: MemorySQS) -> None:
+        def hook(call: SQSCall) -> None:
+            if call.operation == "GetQueueUrl":
+                raise call.error("QueueDoesNotExist", "gone")
+            if call.operation == "ListQueues":
+                raise call.error("AccessDenied", status=403)
+            raise EndpointConnectionError(endpoint_url="memory://")
+
+        sqs.hook = hook
+        with pytest.raises(sqs.exceptions.QueueDoesNotExist) as missing:
+            sqs.get_queue_url(QueueName="jobs")
+        assert classify(missing.value) is ErrorKind.FATAL
+        with pytest.raises(ClientError) as denied:
+            sqs.list_queues()
+        assert denied.value.response["Error"]["Code"] == "AccessDenied"
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert denied.value.operation_name == "ListQueues"
+        with pytest.raises(EndpointConnectionError):
+            sqs.create_queue(QueueName="never")
+        sqs.hook = None
+        assert "QueueUrls" not in sqs.list_queues()  # nothing was created
+
+    def test_proceed_returns_the_real_answer_and_may_change_parameters(
+        self, sqs: MemorySQS, url: str
+    ) -> None:
+        received: list[str] = []
+
+        def hook(call: SQSCall) -> dict[str, Any] | None:
+            if call.operation == "SendMessageBatch":  # pass on only the first entry
+                call.proceed(Entries=list(call.params["Entries"])[:1])
+            elif call.operation == "ReceiveMessage":
+                response = call.proceed()
+                received.extend(m["Body"] for m in response.get("Messages", []))
+                return response
+            return None
+
+        sqs.hook = hook
+        entries = [{"Id": "1", "MessageBody": "a"}, {"Id": "2", "MessageBody": "b"}]
+        sent = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        assert [entry["Id"] for entry in sent["Successful"]] == ["1"]  # one run, not two
+        assert sqs.all_messages(url) == ["a"]
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+        assert received == ["a"]
+
+    def test_a_call_proceeds_at_most_once(self, sqs: MemorySQS, url: str) -> None:
+        def hook(call: SQSCall) -> None:
+            call.proceed()
+            call.proceed()
+
+        sqs.hook = hook
+        with pytest.raises(RuntimeError, match="SendMessage already proceeded"):
+            sqs.send_message(QueueUrl=url, MessageBody="x")
+        sqs.hook = None
+        assert sqs.all_messages(url) == ["x"]
+
+    def test_latency_and_faults_apply_when_it_proceeds_not_to_its_answers(self) -> None:
+        calls: list[str] = []
+        sqs = MemorySQS()
+        url = sqs.create_queue(QueueName="faulty")["QueueUrl"]
+        sqs.inject_faults(1.0, kinds=["throttling"])
+
+        def answer_all(call: SQSCall) -> dict[str, Any]:
+            calls.append(call.operation)
+            return {}
+
+        sqs.hook = answer_all
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        assert sqs.faults_injected == 0
+        sqs.hook = lambda call: None
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            sqs.send_message(QueueUrl=url, MessageBody="x")
+        assert sqs.faults_injected == 1 and calls == ["SendMessage"]
+
+    def test_a_hook_may_block_to_delay_a_call(self, sqs: MemorySQS, url: str) -> None:
+        """It runs in the calling thread, outside MemorySQS's lock: others go on meanwhile."""
+        entered, release = threading.Event(), threading.Event()
+
+        def hook(call: SQSCall) -> None:
+            if call.operation == "SendMessage":
+                entered.set()
+                release.wait(10)
+
+        sqs.hook = hook
+        send = {"QueueUrl": url, "MessageBody": "x"}
+        sender = threading.Thread(target=sqs.send_message, kwargs=send)
+        sender.start()
+        try:
+            assert entered.wait(10)
+            assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])  # not blocked
+            assert sqs.all_messages(url) == []  # held back until the hook lets it go
+        finally:
+            release.set()
+            sender.join(10)
+        assert sqs.all_messages(url) == ["x"]
+
+    def test_a_hook_that_is_not_callable_is_refused(self, sqs: MemorySQS) -> None:
+        with pytest.raises(TypeError, match="hook must be None or a callable"):
+            MemorySQS(hook="receive_message")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="hook must be None or a callable"):
+            sqs.hook = 3  # type: ignore[assignment]
+
+
+def test_the_package_exports_what_the_module_did() -> None:
+    """`sqs_consumer.testing` became a package: its public names and old constants remain."""
+    import sqs_consumer.testing as testing
+
+    assert sorted(testing.__all__) == ["CallHook", "MemorySQS", "SQSCall"]
+    assert (testing.URL_PREFIX, testing.REGION, testing.ACCOUNT_ID) == (
+        "memory://",
+        "us-east-1",
+        "123456789012",
+    )
+    assert (testing.MAX_VISIBILITY, testing.DEDUP_WINDOW) == (43200, 300.0)
+    assert testing.FAULT_KINDS == ("throttling", "server", "connection")
+    assert all(not name.startswith("_") for name in testing.__all__)
