@@ -23,6 +23,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .workers import Job, Worker
+from .workers.base import TakesBacklog
 
 __all__ = ["Feed", "Prefetch"]
 
@@ -156,8 +157,10 @@ class Feed:
     """Queue jobs for the worker in order; one task submits them as it has room.
 
     `submit()` never waits, so the receive loop goes straight back to receiving; the runner
-    bounds what it holds, so the queue is bounded too. Jobs still queued when the feed
-    stops never start: their messages are still leased and released by the shutdown.
+    bounds what it holds, so the queue is bounded too. A worker that takes a backlog (ours
+    do) also takes queued jobs itself, when one of its jobs ends. Jobs still queued when
+    the feed stops never start: their messages are still leased and released by the
+    shutdown.
 
     Args:
         worker: the strategy that runs the jobs.
@@ -167,6 +170,9 @@ class Feed:
         self._worker = worker
         self._jobs: deque[Job] = deque()
         self._arrived: anyio.Event | None = None  # set when a job is queued (the task waits)
+        self._open = False  # while run() runs: jobs may start
+        if isinstance(worker, TakesBacklog):
+            worker.take_from(self._take)
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -178,17 +184,32 @@ class Feed:
             self._arrived.set()
             self._arrived = None
 
+    def close(self) -> None:
+        """Start no more jobs, from now on (the runner stops: what is queued is released)."""
+        self._open = False
+
+    def _take(self) -> Job | None:
+        """The oldest queued job, for a worker's task that has just finished one."""
+        if self._open and self._jobs:
+            return self._jobs.popleft()
+        return None
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Submit queued jobs to the worker, oldest first, until cancelled."""
-        task_status.started()
         jobs = self._jobs
         worker = self._worker
-        while True:
-            if not jobs:
-                self._arrived = anyio.Event()
-                await self._arrived.wait()
-                continue
-            # Taken off the queue only once the worker has it: a cancellation while it
-            # waits for room leaves the job queued (and its message leased, for release).
-            await worker.submit(jobs[0])
-            jobs.popleft()
+        self._open = True
+        try:
+            task_status.started()
+            while self._open:
+                if not jobs:
+                    self._arrived = anyio.Event()
+                    await self._arrived.wait()
+                elif worker.capacity() <= 0:
+                    # Holding no job while it waits: the worker's own tasks may take the
+                    # queued ones meanwhile, and a cancellation here leaves them queued.
+                    await worker.wait_for_capacity()
+                else:
+                    await worker.submit(jobs.popleft())  # with room, submit does not wait
+        finally:
+            self.close()

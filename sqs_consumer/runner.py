@@ -169,6 +169,7 @@ class SqsRunner:
     def stop(self) -> None:
         """Stop receiving now, abandoning long polls in flight (their messages are released)."""
         self._stopping = True
+        self._feed.close()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 

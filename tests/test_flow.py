@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 import pytest
 
@@ -261,3 +262,73 @@ def test_a_message_delivered_again_while_held_is_adopted_not_handled_twice() -> 
     assert len(leases) == 1 and lease.message.receipt_handle == "second"
     assert leases.remove(lease) and len(leases) == 0
     assert not leases.adopt(message("third"))  # settled: a later delivery is a new one
+
+
+@pytest.mark.parametrize("kind", ["semaphore", "pool"])
+async def test_a_closed_feed_starts_no_queued_job_not_even_through_the_workers_tasks(
+    kind: str,
+) -> None:
+    """The runner closes the feed when it stops: from then on no queued job starts, neither
+    by the feed's task nor by a worker task whose job ends (those messages are released)."""
+    from sqs_consumer.flow import Feed
+    from sqs_consumer.workers import ElasticPool, SemaphoreWorker, Worker
+
+    worker: Worker = SemaphoreWorker(1) if kind == "semaphore" else ElasticPool(1)
+    feed = Feed(worker)
+    release = anyio.Event()
+    ran: list[int] = []
+
+    async def first() -> None:
+        ran.append(0)
+        await release.wait()
+
+    def queued(i: int) -> Any:
+        async def job() -> None:
+            ran.append(i)
+
+        return job
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.serve)
+        await tg.start(feed.run)
+        await feed.submit(first)
+        await wait_for(lambda: ran == [0])
+        for i in (1, 2, 3):
+            await feed.submit(queued(i))
+        feed.close()
+        release.set()
+        await worker.aclose(5.0)
+        tg.cancel_scope.cancel()
+    assert ran == [0]
+    assert len(feed) == 3
+
+
+@pytest.mark.parametrize("kind", ["semaphore", "pool"])
+async def test_every_queued_job_runs_once_with_the_workers_tasks_taking_them(kind: str) -> None:
+    """Jobs queued behind a full worker all run, once each: the feed's task and the worker's
+    own tasks take from one queue, and neither takes a job the other has."""
+    from sqs_consumer.flow import Feed
+    from sqs_consumer.workers import ElasticPool, SemaphoreWorker, Worker
+
+    worker: Worker = SemaphoreWorker(2) if kind == "semaphore" else ElasticPool(2)
+    feed = Feed(worker)
+    ran: list[int] = []
+
+    def job(i: int) -> Any:
+        async def run() -> None:
+            if i % 3 == 0:
+                await anyio.lowlevel.checkpoint()
+            ran.append(i)
+
+        return run
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.serve)
+        await tg.start(feed.run)
+        for i in range(300):
+            await feed.submit(job(i))
+        await wait_for(lambda: len(ran) == 300)
+        await worker.aclose(5.0)
+        tg.cancel_scope.cancel()
+    assert sorted(ran) == list(range(300))
+    assert len(feed) == 0

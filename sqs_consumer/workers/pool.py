@@ -7,10 +7,11 @@ from collections import deque
 from collections.abc import Callable
 
 import anyio
+import anyio.lowlevel
 import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
-from .base import Job, WorkerStats
+from .base import REUSE_STREAK, Backlog, Job, WorkerStats
 from .waiting_room import WaitingRoom
 
 __all__ = ["ElasticPool"]
@@ -30,8 +31,8 @@ class _Idler:
 class ElasticPool:
     """A pool of long-lived workers, spawned only when none is idle (after alitto/pond).
 
-    Submitted jobs go through the `WaitingRoom`; a worker takes from it before going
-    idle. Workers are woken one at a time: a submit wakes (or spawns) a worker only when
+    Submitted jobs go through the `WaitingRoom`; a worker takes from it, then from the
+    consumer's queue of received jobs (see `TakesBacklog`), before going idle. Workers are woken one at a time: a submit wakes (or spawns) a worker only when
     none is already on its way, and a worker that takes a job while more wait wakes the
     next before running its own. Slow jobs still fan out to a worker each (one event-loop
     turn apart), while a burst of quick jobs is run by the few workers already awake
@@ -86,6 +87,7 @@ class ElasticPool:
         self._tg: TaskGroup | None = None
         self._closing = anyio.Event()
         self._closed = False  # _closing.is_set(), read on every capacity() without a call
+        self._backlog: Backlog | None = None
         self._drained: anyio.Event | None = None
         self._done = anyio.Event()
 
@@ -94,6 +96,10 @@ class ElasticPool:
         if self._closed:
             return 0
         return max(0, min(self._max - self._busy - len(self._room), self._room.free()))
+
+    def take_from(self, backlog: Backlog) -> None:
+        """Have a worker whose room is empty take its next job from `backlog` before idling."""
+        self._backlog = backlog
 
     async def wait_for_capacity(self) -> None:
         """Return once `capacity()` is above zero (never, once closing)."""
@@ -142,6 +148,7 @@ class ElasticPool:
     async def _work(self, for_work: bool) -> None:
         if for_work:
             self._waking -= 1  # spawned for a job: it has started
+        streak = 0
         try:
             while True:
                 if self._room:
@@ -150,6 +157,14 @@ class ElasticPool:
                     if self._room and not self._waking:
                         self._wake_one()  # more wait: the next worker, before this job runs
                     await self._run(job)
+                elif self._closed:
+                    return
+                elif self._backlog is not None and (taken := self._backlog()) is not None:
+                    await self._run(taken)
+                    streak += 1
+                    if streak == REUSE_STREAK:
+                        streak = 0
+                        await anyio.lowlevel.checkpoint()  # before taking: a job taken is run
                 elif self._closing.is_set():
                     return
                 elif not await self._wait_for_job() and not self._room:

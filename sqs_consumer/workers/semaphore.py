@@ -7,9 +7,10 @@ import sys
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
-from .base import Job, WorkerStats
+from .base import REUSE_STREAK, Backlog, Job, WorkerStats
 
 __all__ = ["SemaphoreWorker"]
 
@@ -35,6 +36,9 @@ class SemaphoreWorker:
     cancels them through their scopes (so they see our cancellation, not a foreign one),
     and an exception escaping a job ends `serve()` with it, as a task group would.
 
+    A task whose job ends takes the next one from the consumer's queue of received jobs,
+    if there is one, and runs it in the same slot (see `TakesBacklog`).
+
     Args:
         concurrency: the most jobs running at once (≥ 1).
 
@@ -52,6 +56,8 @@ class SemaphoreWorker:
         self._freed: anyio.Event | None = None  # created by the first waiter, set on a free slot
         self._tg: TaskGroup | None = None
         self._closing = anyio.Event()
+        self._closed = False  # _closing.is_set(), read after every job without a call
+        self._backlog: Backlog | None = None
         self._idle: anyio.Event | None = None  # set when the last job ends during aclose
         self._done = anyio.Event()  # set when serve() has returned: every job task has ended
         self._loop: asyncio.AbstractEventLoop | None = None  # asyncio: start plain tasks
@@ -62,7 +68,11 @@ class SemaphoreWorker:
 
     def capacity(self) -> int:
         """Free slots now."""
-        return 0 if self._closing.is_set() else self._limit - self._running
+        return 0 if self._closed else self._limit - self._running
+
+    def take_from(self, backlog: Backlog) -> None:
+        """Run jobs from `backlog` in the slot of a job that ends, while it has some."""
+        self._backlog = backlog
 
     async def wait_for_capacity(self) -> None:
         """Return once a slot is free (never, once closing)."""
@@ -90,6 +100,8 @@ class SemaphoreWorker:
     async def _run(self, job: Job) -> None:
         try:
             await job()
+            if self._backlog is not None:
+                await self._run_backlog(self._backlog)
         finally:
             self._running -= 1
             if self._freed is not None:
@@ -97,6 +109,15 @@ class SemaphoreWorker:
                 self._freed = None
             if self._running == 0 and self._idle is not None:
                 self._idle.set()
+
+    async def _run_backlog(self, backlog: Backlog) -> None:
+        streak = 0
+        while not self._closed and (job := backlog()) is not None:
+            await job()
+            streak += 1
+            if streak == REUSE_STREAK:
+                streak = 0
+                await anyio.lowlevel.checkpoint()  # before taking: a job taken is a job run
 
     async def _run_plain(self, job: Job) -> None:
         with anyio.CancelScope() as scope:
@@ -114,6 +135,7 @@ class SemaphoreWorker:
         if self._failure is None:
             self._failure = exc
         self._cancel_plain()
+        self._closed = True
         self._closing.set()
 
     def _cancel_plain(self) -> None:
@@ -157,6 +179,7 @@ class SemaphoreWorker:
         self._idle = anyio.Event()
         if self._running == 0:
             self._idle.set()
+        self._closed = True
         self._closing.set()
         with anyio.move_on_after(timeout):
             await self._idle.wait()

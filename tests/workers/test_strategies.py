@@ -295,3 +295,93 @@ async def test_pool_fans_slow_jobs_out_to_a_worker_each() -> None:
         assert pool.stats().workers == 8
         gate.open.set()
         await pool.aclose(1)
+
+
+class Backlog:
+    """A queue in front of a worker, as the consumer's Feed is: jobs taken in order."""
+
+    def __init__(self) -> None:
+        self.jobs: list[object] = []
+        self.taken = 0
+        self.ran_in: list[object] = []  # the task each job ran in, in order
+
+    def add(self, count: int, job: object = None) -> None:
+        self.jobs.extend([job] * count)
+
+    def take(self) -> object:
+        if not self.jobs:
+            return None
+        self.taken += 1
+        job = self.jobs.pop(0)
+        return job if job is not None else self.quick
+
+    async def quick(self) -> None:
+        self.ran_in.append(anyio.get_current_task().id)
+
+
+@pytest.mark.parametrize("kind", ["semaphore", "pool"])
+async def test_a_task_whose_job_ends_runs_the_next_queued_job_itself(kind: str) -> None:
+    """The slot of a job that ends goes straight to the oldest queued job, in the same task.
+
+    Without it, the slot would sit empty until the queue's own task noticed the room and a
+    new task started: one or two event-loop turns per message."""
+    worker = make(kind, 1)
+    backlog = Backlog()
+    worker.take_from(backlog.take)  # type: ignore[attr-defined]
+    backlog.add(40)
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.serve)
+        await worker.submit(backlog.quick)
+        await wait_for(lambda: len(backlog.ran_in) == 41)
+        assert backlog.taken == 40
+        assert len(set(backlog.ran_in)) == 1  # one task ran them all
+        await worker.aclose(1.0)
+
+
+@pytest.mark.parametrize("kind", ["semaphore", "pool"])
+async def test_a_run_of_jobs_that_never_suspend_still_lets_others_run(kind: str) -> None:
+    """Jobs taken back to back give the event loop a turn now and then: a sibling task runs
+    while the backlog lasts rather than after it (a no-op handler must not starve receives)."""
+    worker = make(kind, 1)
+    backlog = Backlog()
+    worker.take_from(backlog.take)  # type: ignore[attr-defined]
+    backlog.add(200)
+    sibling_ran_at: list[int] = []
+
+    async def sibling() -> None:
+        sibling_ran_at.append(backlog.taken)
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.serve)
+        await worker.submit(backlog.quick)
+        tg.start_soon(sibling)
+        await wait_for(lambda: len(backlog.ran_in) == 201)
+        assert sibling_ran_at and sibling_ran_at[0] < 200
+        await worker.aclose(1.0)
+
+
+@pytest.mark.parametrize("kind", ["semaphore", "pool"])
+async def test_a_closing_worker_takes_nothing_more_from_the_backlog(kind: str) -> None:
+    """Once aclose() has begun, a job that ends does not start a queued one: those stay
+    queued (their messages are released by the shutdown)."""
+    worker = make(kind, 1)
+    backlog = Backlog()
+    worker.take_from(backlog.take)  # type: ignore[attr-defined]
+    gate = Gate()
+    backlog.add(5)
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.serve)
+        await worker.submit(gate.job)
+        await wait_for(lambda: gate.running == 1)
+        closing = anyio.Event()
+
+        async def close() -> None:
+            closing.set()  # aclose() takes its decision before it first waits, in this step
+            await worker.aclose(5.0)
+
+        tg.start_soon(close)
+        await closing.wait()
+        gate.open.set()
+        await wait_for(lambda: gate.done == 1)
+    assert backlog.taken == 0
+    assert len(backlog.jobs) == 5
