@@ -57,7 +57,11 @@ class SqsRunner:
     and shutdown releases them. With `prefetch=0` (strict) the worker's free capacity also
     bounds each receive. With `max_pollers > 1` and `auto=True`, another receive loop
     starts while receives come back full with room left over, and a loop ends when its
-    receive comes back empty (never the last one).
+    receive comes back empty (never the last one). Auto loops open with one long poll and,
+    beside it, a short poll per batch of slots still to fill, so that a consumer started
+    on a backlog fills every slot in one round trip rather than two (and its slots do not
+    run a round trip out of step for the rest of the run); on an empty queue the short
+    polls come back empty at once and end, leaving the one long poll.
 
     Args:
         sqs: the SQS adapter.
@@ -160,8 +164,13 @@ class SqsRunner:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 await tg.start(self._feed.run)
-                for _ in range(1 if self._auto else self._max_pollers):
+                if self._auto:
                     self._spawn()
+                    for _ in range(self._opening_loops() - 1):
+                        self._spawn(first_wait=0)
+                else:
+                    for _ in range(self._max_pollers):
+                        self._spawn()
                 task_status.started()
         finally:
             self._done.set()
@@ -179,12 +188,22 @@ class SqsRunner:
         if self._tg is not None:
             await self._done.wait()
 
-    def _spawn(self) -> None:
+    def _opening_loops(self) -> int:
+        """Receive loops to start with: one per batch of slots, within `max_pollers`.
+
+        FIFO queues start with one: a receive takes whole groups' runs, so parallel ones
+        gain little, and they race each other for the same groups.
+        """
+        if self._fifo:
+            return 1
+        return max(1, min(-(-self._limit // self._batch), self._max_pollers))
+
+    def _spawn(self, *, first_wait: int | None = None) -> None:
         assert self._tg is not None
         self._pollers += 1
-        self._tg.start_soon(self._poll)
+        self._tg.start_soon(self._poll, first_wait)
 
-    async def _poll(self) -> None:
+    async def _poll(self, first_wait: int | None = None) -> None:
         try:
             while True:
                 free = self._free()
@@ -192,7 +211,11 @@ class SqsRunner:
                     await self._wait_for_free(free)
                     continue
                 ask = min(self._batch, free)
-                wait = 0 if self._holding_groups() else self._wait_for_prefetch()
+                if first_wait is not None:
+                    wait: int | None = first_wait
+                    first_wait = None
+                else:
+                    wait = 0 if self._holding_groups() else self._wait_for_prefetch()
                 sent_at = anyio.current_time()
                 try:
                     raw = await self._receive_some(ask, wait=wait)

@@ -103,3 +103,63 @@ async def test_receive_asks_only_for_free_capacity() -> None:
             gate.set()
         await wait_for(lambda: consumer.stats().deleted == 12)
     assert all(n <= 5 for n in asked)
+
+
+class HeldReceives:
+    """A call hook: receives wait until `open` is set; counts those waiting and their waits."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.open = threading.Event()
+        self.waiting = 0
+        self.waits: list[int] = []
+
+    def __call__(self, call: SQSCall) -> None:
+        if call.operation != "ReceiveMessage":
+            return
+        with self.lock:
+            self.waiting += 1
+            self.waits.append(int(call.params.get("WaitTimeSeconds", 0)))
+        self.open.wait(30)
+        with self.lock:
+            self.waiting -= 1
+
+
+async def test_a_consumer_started_on_a_backlog_asks_for_every_slot_in_its_first_round() -> None:
+    """Auto pollers open with a receive per batch of slots, all sent before any returns: a
+    backlog fills every slot in one round trip, not two (one long poll, the rest short)."""
+    memory = MemorySQS()
+    hook = HeldReceives()
+    memory.hook = hook
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    env = QueueEnv("memory", memory, url, {"client": memory})
+    env.send([f"m{i}" for i in range(100)])
+    handled: list[str] = []
+
+    async def handle(message: Message) -> None:
+        handled.append(message.body)
+
+    consumer = Consumer(handle, env.options(concurrency=40, wait_time_seconds=5))
+    try:
+        async with running(consumer):
+            await wait_for(lambda: hook.waiting == 4)  # 40 slots / 10 a receive
+            assert sorted(hook.waits) == [0, 0, 0, 5]
+            hook.open.set()
+            await wait_for(lambda: len(handled) == 100)
+    finally:
+        hook.open.set()
+
+
+async def test_the_opening_short_polls_end_on_an_empty_queue_leaving_one_long_poll() -> None:
+    """On an idle queue the opening receives come back empty at once and their loops end:
+    one long poll is left waiting (an idle consumer costs one request per wait time)."""
+    memory = MemorySQS()
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    env = QueueEnv("memory", memory, url, {"client": memory})
+    consumer = Consumer(lambda m: None, env.options(concurrency=40, wait_time_seconds=5))
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().pollers == 1)
+        stats = consumer.stats()
+        assert (stats.receives, stats.received) == (3, 0)  # the long poll is still out
