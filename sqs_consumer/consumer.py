@@ -19,28 +19,29 @@ from typing import Any, cast
 import anyio
 import attrs
 
-from . import calls, stats
-from .batch import is_batch_handler
-from .checks import generator_problem, positional_problem
-from .deadletter import DeadLetters
-from .deadlines import FORCED_GRACE, ShutdownDeadline, flush_budget
+from . import stats
+from ._checks import generator_problem, positional_problem
+from ._pipeline import calls
+from ._pipeline.deadletter import DeadLetters
+from ._pipeline.deadlines import FORCED_GRACE, ShutdownDeadline, flush_budget
+from ._pipeline.dispatch import Batches, Dispatcher, FifoGroups, Pipeline, dispatcher_for
+from ._pipeline.flow import Feed, Prefetch
+from ._pipeline.handling import BatchHandling, Handling
+from ._pipeline.harvester import Harvester
+from ._pipeline.heartbeat import Heartbeat, derive_interval
+from ._pipeline.leases import Lease, Leases
+from ._pipeline.runner import SqsRunner
+from ._pipeline.settle import Settler
+from ._pipeline.sqs import QueueInfo, Sqs, SqsClient, build_client, check_queue
+from ._pipeline.threads import DaemonThreads
+from ._pipeline.visibility import VisibilityChanger
 from .errors import ConsumerStateError, QueueCheckError
-from .flow import Feed, Prefetch
-from .handling import BatchHandling, Handling
-from .harvester import Harvester
-from .health import HealthState, StatsServer
-from .heartbeat import Heartbeat, derive_interval
-from .jobs import Batches, Dispatcher, FifoGroups, Pipeline, dispatcher_for
-from .leases import Lease, Leases
+from .handlers.batch import is_batch_handler
 from .message import Message
+from .observability.health import HealthState, StatsServer
+from .observability.telemetry import Telemetry
 from .options import ConsumerOptions
-from .runner import SqsRunner
-from .settle import Settler
-from .sqs import QueueInfo, Sqs, SqsClient, build_client, check_queue
 from .stats import Counters, Stats
-from .telemetry import Telemetry
-from .threads import DaemonThreads
-from .visibility import VisibilityChanger
 from .workers import Worker, WorkerStats
 
 __all__ = ["Consumer", "Handler", "State"]

@@ -9,10 +9,10 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from ..observability.telemetry import Telemetry
 from .batching import Batcher
 from .deadlines import ShutdownDeadline
 from .sqs import Sqs
-from .telemetry import Telemetry
 
 __all__ = ["Harvester"]
 

@@ -26,11 +26,11 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from . import _sqs_rules as rules
+from .. import _sqs_rules as rules
+from .._pipeline.calls import resolve, run_sync
+from .._pipeline.handling import is_async_callable
+from ..message import Message
 from .batch import BatchResult, normalize_batch_result
-from .calls import resolve, run_sync
-from .handling import is_async_callable
-from .message import Message
 
 __all__ = [
     "CognitoIdentity",

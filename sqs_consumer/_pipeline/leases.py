@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import anyio
 import attrs
 
-from .message import Message
+from ..message import Message
 
 __all__ = ["Lease", "Leases"]
 

@@ -11,14 +11,14 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from .errors import SqsError
+from ..errors import SqsError
+from ..message import Message
+from ..observability.telemetry import Telemetry
+from ..stats import Counters
+from ..workers import Worker
 from .flow import Feed, Prefetch
 from .leases import Leases
-from .message import Message
 from .sqs import Sqs
-from .stats import Counters
-from .telemetry import Telemetry
-from .workers import Worker
 
 __all__ = ["SqsRunner"]
 

@@ -11,7 +11,9 @@ from typing import Any
 
 import anyio
 
-from .batch import BatchResult, normalize_batch_result
+from ..errors import Discard, HandlerResultError, Retry
+from ..handlers.batch import BatchResult, normalize_batch_result
+from ..message import Message
 from .calls import (
     Tracker,
     describe_callable,
@@ -21,8 +23,6 @@ from .calls import (
     run_sync,
     tracking,
 )
-from .errors import Discard, HandlerResultError, Retry
-from .message import Message
 from .outcome import ACK, DISCARDED, Fail, Outcome
 
 __all__ = [

@@ -10,15 +10,15 @@ from typing import Any
 
 import attrs
 
+from ..errors import Retry
+from ..message import Message
+from ..observability.telemetry import Telemetry
+from ..retry import ExponentialBackoff, RetryPolicy
+from ..stats import Counters
 from .deadletter import DeadLetters
-from .errors import Retry
 from .harvester import Harvester
-from .message import Message
 from .outcome import Ack, Fail, Outcome
-from .retry import ExponentialBackoff, RetryPolicy
 from .saferepr import safe_repr
-from .stats import Counters
-from .telemetry import Telemetry
 from .visibility import VisibilityChanger, whole_seconds
 
 __all__ = ["Settled", "Settler"]

@@ -34,7 +34,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
-from .errors import HandlerCancelled, HandlerResultError
+from ..errors import HandlerCancelled, HandlerResultError
 from .threads import DaemonThreads, call_soon_threadsafe
 
 __all__ = [

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from ._sqs_rules import MAX_VISIBILITY
+from .._sqs_rules import MAX_VISIBILITY
 from .batching import Batcher
 from .deadlines import ShutdownDeadline
 from .sqs import Sqs

@@ -15,8 +15,8 @@ from typing import Any
 
 import attrs
 
-from ._sqs_rules import MAX_VISIBILITY
-from .message import Message
+from .._sqs_rules import MAX_VISIBILITY
+from ..message import Message
 
 __all__ = ["BatchResult", "is_batch_handler", "normalize_batch_result"]
 

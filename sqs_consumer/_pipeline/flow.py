@@ -22,7 +22,7 @@ from typing import Literal
 import anyio
 from anyio.abc import TaskStatus
 
-from .workers import Job, Worker
+from ..workers import Job, Worker
 
 __all__ = ["Feed", "Prefetch"]
 

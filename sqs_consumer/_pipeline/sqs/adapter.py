@@ -19,10 +19,10 @@ from typing import Any, Protocol
 import anyio
 import attrs
 
-from .deadlines import CALL_TIMEOUT
-from .errors import ErrorKind, QueueCheckError, SqsError, classify, error_code
-from .stats import Counters
-from .threads import DaemonThreads
+from ...errors import ErrorKind, QueueCheckError, SqsError, classify, error_code
+from ...stats import Counters
+from ..deadlines import CALL_TIMEOUT
+from ..threads import DaemonThreads
 
 __all__ = ["QueueInfo", "Sqs", "SqsClient", "build_client", "check_queue"]
 
@@ -81,7 +81,7 @@ def build_client(
     `lean=True` puts the per-message calls on the short path of `fastpath.LeanClient`.
     """
     if queue_url.startswith("memory://"):
-        from .testing import MemorySQS
+        from ...testing import MemorySQS
 
         shared: SqsClient = MemorySQS.shared()
         return shared
@@ -104,7 +104,7 @@ def build_client(
         "sqs", endpoint_url=endpoint_url, region_name=region_name, config=config
     )
     if lean:
-        from .fastpath import lean as short_path
+        from .lean import lean as short_path
 
         shortened: SqsClient = short_path(client)
         return shortened

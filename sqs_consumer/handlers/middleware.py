@@ -12,9 +12,9 @@ import logging
 import time
 from typing import Any
 
-from .errors import Discard, HandlerSignal, Retry
-from .handling import CallNext, Middleware
-from .message import Message
+from .._pipeline.handling import CallNext, Middleware
+from ..errors import Discard, HandlerSignal, Retry
+from ..message import Message
 
 __all__ = ["NonRetryable", "log_failures"]
 

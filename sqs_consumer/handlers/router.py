@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from .calls import resolve, run_sync
-from .handling import is_async_callable
-from .message import Message
+from .._pipeline.calls import resolve, run_sync
+from .._pipeline.handling import is_async_callable
+from ..message import Message
 
 __all__ = ["Router", "UnroutedMessage"]
 

@@ -21,16 +21,16 @@ from typing import Protocol
 import anyio
 import attrs
 
+from ..message import Message
+from ..observability.telemetry import Telemetry
+from ..stats import Counters
+from ..workers import Job
 from .deadlines import ShutdownDeadline
 from .handling import BatchHandling, Handling
 from .leases import Lease, Leases
-from .message import Message
 from .outcome import Ack, Fail, Outcome
 from .settle import Settled, Settler
-from .stats import Counters
-from .telemetry import Telemetry
 from .visibility import VisibilityChanger
-from .workers import Job
 
 __all__ = ["Batches", "Dispatcher", "FifoGroups", "Pipeline", "PerMessage"]
 

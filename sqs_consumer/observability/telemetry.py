@@ -30,10 +30,10 @@ from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from .errors import Discard
-from .message import Message
-from .saferepr import safe_str
-from .stats import Stats
+from .._pipeline.saferepr import safe_str
+from ..errors import Discard
+from ..message import Message
+from ..stats import Stats
 
 __all__ = ["OUTCOMES", "SpanScope", "Telemetry", "producer_contexts", "xray_span_context"]
 

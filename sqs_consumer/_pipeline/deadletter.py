@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .errors import SqsError
-from .message import Message
+from ..errors import SqsError
+from ..message import Message
 from .saferepr import safe_repr
 from .sqs import Sqs
 
