@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from sqs_consumer import Consumer, ExponentialBackoff, Message
-from sqs_consumer.batch import BatchResult
+from sqs_consumer.handlers.batch import BatchResult
 from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for

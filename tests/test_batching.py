@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from sqs_consumer.batching import Batcher
+from sqs_consumer._pipeline.batching import Batcher
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.anyio

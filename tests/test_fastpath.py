@@ -14,9 +14,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from sqs_consumer._pipeline.sqs import build_client
+from sqs_consumer._pipeline.sqs.lean import LeanClient, lean
 from sqs_consumer.errors import ErrorKind, classify, error_code
-from sqs_consumer.fastpath import LeanClient, lean
-from sqs_consumer.sqs import build_client
 from sqs_consumer.testing import MemorySQS
 
 from .conftest import REGION, unique_name
@@ -168,7 +168,7 @@ def test_our_signature_is_botocores(
     import botocore.auth
     from botocore.awsrequest import AWSRequest
 
-    import sqs_consumer.fastpath as fastpath
+    import sqs_consumer._pipeline.sqs.lean as fastpath
 
     moment = datetime.datetime(2026, 12, 3, 23, 59, 58, tzinfo=datetime.UTC)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: moment)

@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from sqs_consumer import Consumer, ConsumerOptions, Message
-from sqs_consumer.flow import Prefetch
+from sqs_consumer._pipeline.flow import Prefetch
 from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
@@ -248,7 +248,7 @@ def test_fixed_and_strict_prefetch_do_not_measure() -> None:
 
 def test_a_message_delivered_again_while_held_is_adopted_not_handled_twice() -> None:
     """The held lease takes the newest receipt handle (the one SQS honours); no second lease."""
-    from sqs_consumer.leases import Leases
+    from sqs_consumer._pipeline.leases import Leases
 
     def message(handle: str) -> Message:
         raw = {"MessageId": "m-1", "ReceiptHandle": handle, "Body": "x", "Attributes": {}}

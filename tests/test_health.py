@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from sqs_consumer.health import HealthState, StatsServer
+from sqs_consumer.observability.health import HealthState, StatsServer
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sqs_consumer import Consumer, ConsumerOptions, Message
-from sqs_consumer.health import HealthState
+from sqs_consumer.observability.health import HealthState
 from sqs_consumer.testing import MemorySQS
 from tests.conftest import unique_name
 from tests.helpers import running, wait_for

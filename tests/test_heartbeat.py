@@ -10,8 +10,8 @@ import anyio
 import pytest
 
 from sqs_consumer import Consumer, Message, Retry
-from sqs_consumer.heartbeat import Heartbeat, derive_interval
-from sqs_consumer.leases import Leases
+from sqs_consumer._pipeline.heartbeat import Heartbeat, derive_interval
+from sqs_consumer._pipeline.leases import Leases
 from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for

@@ -25,8 +25,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
 from sqs_consumer import Message
-from sqs_consumer.batch import BatchResult, is_batch_handler, normalize_batch_result
-from sqs_consumer.lambda_compat import (
+from sqs_consumer.handlers.batch import BatchResult, is_batch_handler, normalize_batch_result
+from sqs_consumer.handlers.lambda_compat import (
     LambdaContext,
     LambdaHandler,
     lambda_event,

@@ -11,9 +11,9 @@ import anyio
 import pytest
 
 from sqs_consumer import Discard, Message, Retry
-from sqs_consumer.handling import CallNext, Handling, Middleware
-from sqs_consumer.middleware import NonRetryable, log_failures
-from sqs_consumer.outcome import ACK, DISCARDED, Fail, Outcome
+from sqs_consumer._pipeline.handling import Handling
+from sqs_consumer._pipeline.outcome import ACK, DISCARDED, Fail, Outcome
+from sqs_consumer.middleware import CallNext, Middleware, NonRetryable, log_failures
 from sqs_consumer.testing import MemorySQS
 from tests.conftest import unique_name
 

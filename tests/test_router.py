@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sqs_consumer import Consumer, ConsumerOptions, Message
-from sqs_consumer.router import Router, UnroutedMessage
+from sqs_consumer.handlers.router import Router, UnroutedMessage
 from sqs_consumer.testing import MemorySQS
 from tests.conftest import unique_name
 from tests.helpers import running, wait_for

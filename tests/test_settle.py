@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from sqs_consumer import Consumer, Message
-from sqs_consumer.deadletter import ERROR_ATTRIBUTE
-from sqs_consumer.saferepr import safe_repr, safe_str
-from sqs_consumer.telemetry import Telemetry
+from sqs_consumer._pipeline.deadletter import ERROR_ATTRIBUTE
+from sqs_consumer._pipeline.saferepr import safe_repr, safe_str
+from sqs_consumer.observability.telemetry import Telemetry
 from sqs_consumer.testing import MemorySQS
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for

@@ -9,7 +9,7 @@ from botocore.exceptions import EndpointConnectionError, ParamValidationError
 
 import sqs_consumer.consumer as consumer_module
 from sqs_consumer import Consumer, ConsumerOptions
-from sqs_consumer.sqs import build_client
+from sqs_consumer._pipeline.sqs import build_client
 
 ENDPOINT = "http://127.0.0.1:1"  # nothing listens there: a request fails at once
 URL = f"{ENDPOINT}/123456789012/q"

@@ -16,8 +16,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode, TraceFlags
 
 from sqs_consumer import Discard, Message
+from sqs_consumer.observability.telemetry import (
+    SpanScope,
+    Telemetry,
+    producer_contexts,
+    xray_span_context,
+)
 from sqs_consumer.stats import Counters, Stats
-from sqs_consumer.telemetry import SpanScope, Telemetry, producer_contexts, xray_span_context
 from sqs_consumer.workers import WorkerStats
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"

@@ -8,7 +8,7 @@ import time
 import anyio
 import pytest
 
-from sqs_consumer.threads import DaemonThreads
+from sqs_consumer._pipeline.threads import DaemonThreads
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.anyio

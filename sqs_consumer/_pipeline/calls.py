@@ -42,6 +42,7 @@ __all__ = [
     "Tracker",
     "describe_callable",
     "foreign_cancellation",
+    "is_async_callable",
     "is_foreign_cancellation",
     "resolve",
     "run_sync",
@@ -132,6 +133,17 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
     if calls is None:
         return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
     return await calls.threads.run_sync(call, limiter=calls.limiter)
+
+
+def is_async_callable(function: object) -> bool:
+    """True for `async def` functions, partials of them and objects with an async __call__."""
+    target = inspect.unwrap(function)  # type: ignore[arg-type]
+    while isinstance(target, partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target):
+        return True
+    call = getattr(target, "__call__", None)  # noqa: B004 - we need the method, not callable()
+    return inspect.iscoroutinefunction(call)
 
 
 def describe_callable(function: object) -> str:

@@ -6,18 +6,19 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from functools import partial
 from typing import Any
 
 import anyio
 
 from ..errors import Discard, HandlerResultError, Retry
 from ..handlers.batch import BatchResult, normalize_batch_result
+from ..handlers.middleware import CallNext, Middleware
 from ..message import Message
 from .calls import (
     Tracker,
     describe_callable,
     foreign_cancellation,
+    is_async_callable,
     is_foreign_cancellation,
     resolve,
     run_sync,
@@ -25,15 +26,7 @@ from .calls import (
 )
 from .outcome import ACK, DISCARDED, Fail, Outcome
 
-__all__ = [
-    "BatchHandling",
-    "CallNext",
-    "Handling",
-    "Middleware",
-    "OnInterrupt",
-    "in_handler",
-    "is_async_callable",
-]
+__all__ = ["BatchHandling", "Handling", "OnInterrupt", "in_handler"]
 
 _in_handler: ContextVar[bool] = ContextVar("sqs_consumer_in_handler", default=False)
 
@@ -45,23 +38,6 @@ def in_handler() -> bool:
 
 OnInterrupt = Callable[[BaseException], None]
 """Told of a BaseException (KeyboardInterrupt, SystemExit, ...) that user code raised."""
-
-CallNext = Callable[[Message], Awaitable[Any]]
-"""What a middleware calls to run the rest of the chain."""
-
-Middleware = Callable[[Message, CallNext], Awaitable[Any]]
-"""`async def mw(message, call_next)`: may run code around `await call_next(message)`."""
-
-
-def is_async_callable(function: object) -> bool:
-    """True for `async def` functions, partials of them and objects with an async __call__."""
-    target = inspect.unwrap(function)  # type: ignore[arg-type]
-    while isinstance(target, partial):
-        target = target.func
-    if inspect.iscoroutinefunction(target):
-        return True
-    call = getattr(target, "__call__", None)  # noqa: B004 - we need the method, not callable()
-    return inspect.iscoroutinefunction(call)
 
 
 class _Link:

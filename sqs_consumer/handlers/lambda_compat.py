@@ -27,8 +27,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .. import _sqs_rules as rules
-from .._pipeline.calls import resolve, run_sync
-from .._pipeline.handling import is_async_callable
+from .._pipeline.calls import is_async_callable, resolve, run_sync
 from ..message import Message
 from .batch import BatchResult, normalize_batch_result
 

@@ -1,22 +1,29 @@
-"""Built-in middleware: `log_failures()` and `NonRetryable`.
+"""Middleware: its two types (`Middleware`, `CallNext`) and the built-ins `log_failures()` and
+`NonRetryable`. Users import them from `sqs_consumer.middleware`.
 
 A middleware is `async def mw(message, call_next)`: it may run code before and after
 `await call_next(message)`, skip it (short-circuit), change what it returned, or raise
 `Retry` / `Discard`. `ConsumerOptions(middleware=[outer, inner])` applies them outermost
-first; `sqs_consumer.handling` runs the chain.
+first; the engine's `_pipeline/handling.py` runs the chain.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._pipeline.handling import CallNext, Middleware
 from ..errors import Discard, HandlerSignal, Retry
 from ..message import Message
 
-__all__ = ["NonRetryable", "log_failures"]
+__all__ = ["CallNext", "Middleware", "NonRetryable", "log_failures"]
+
+CallNext = Callable[[Message], Awaitable[Any]]
+"""What a middleware calls to run the rest of the chain (and, at its end, the handler)."""
+
+Middleware = Callable[[Message, CallNext], Awaitable[Any]]
+"""`async def mw(message, call_next)`: may run code around `await call_next(message)`."""
 
 _log = logging.getLogger("sqs_consumer.middleware")
 

@@ -23,8 +23,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from .._pipeline.calls import resolve, run_sync
-from .._pipeline.handling import is_async_callable
+from .._pipeline.calls import is_async_callable, resolve, run_sync
 from ..message import Message
 
 __all__ = ["Router", "UnroutedMessage"]

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .._pipeline.handling import CallNext
 from ..errors import Discard, Retry
+from ..handlers.middleware import CallNext
 from ..message import Message
 from ..stats import count_duplicate
 from .keys import KeySpec, key_function
