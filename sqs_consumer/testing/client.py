@@ -3,7 +3,7 @@
 Each method validates its request (`_validation`), then changes state through the queue model
 (`_model.Broker`) under its lock, and renders the answer as boto3 returns it. The `_api`
 wrapper around every method adds latency and injected faults (`_faults`), the call hook
-(`_hook`), ResponseMetadata, and turns SQS error answers into `ClientError`.
+(`hook`), ResponseMetadata, and turns SQS error answers into `ClientError`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import attrs
 
 from .. import _sqs_rules as rules
 from ._faults import FAULT_KINDS, Faults
-from ._hook import CallHook, SQSCall
 from ._model import INFLIGHT, REGION, URL_PREFIX, Broker, Queue, StoredMessage
 from ._validation import (
     COUNTED,
@@ -32,6 +31,7 @@ from ._validation import (
     check_queue_name,
     client_exceptions,
 )
+from .hook import CallHook, SQSCall
 
 P = ParamSpec("P")
 V = TypeVar("V")
