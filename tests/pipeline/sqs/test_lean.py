@@ -18,8 +18,7 @@ from sqs_consumer._pipeline.sqs import build_client
 from sqs_consumer._pipeline.sqs.lean import LeanClient, lean
 from sqs_consumer.errors import ErrorKind, classify, error_code
 from sqs_consumer.testing import MemorySQS
-
-from .conftest import REGION, unique_name
+from tests.conftest import REGION, unique_name
 
 ATTRIBUTES = {
     "text": {"DataType": "String", "StringValue": "héllo"},

@@ -20,7 +20,7 @@ from tests.conftest import QueueEnv
 from tests.helpers import running, wait_for
 
 FAST_RETRY = ExponentialBackoff(initial=1, jitter=0)
-EXAMPLES = sorted((Path(__file__).parent.parent / "docs" / "examples").glob("*.py"))
+EXAMPLES = sorted((Path(__file__).parents[2] / "docs" / "examples").glob("*.py"))
 
 
 @pytest.mark.anyio
