@@ -11,6 +11,7 @@ import logging
 import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -28,6 +29,7 @@ __all__ = ["QueueInfo", "Sqs", "SqsClient", "build_client", "check_queue"]
 
 log = logging.getLogger("sqs_consumer")
 
+_RELEASE_ATTEMPTS = 4  # an abandoned poll's messages: released from its thread, retried
 _ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "AuthorizationError"})
 _REGION_IN_URL = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
@@ -215,6 +217,31 @@ class Sqs:
             raise
         box.taken()
         return messages
+
+    def release_now(self, queue_url: str, raw: list[Any]) -> None:
+        """Hand back messages a cancelled long poll returned (visibility 0), at once.
+
+        Runs in that poll's thread (the loop may be gone): it calls the client itself, and
+        may sleep between its few attempts, as the thread is its alone.
+        """
+        self._counters.received += len(raw)  # received, then released: the counts add up
+        for start in range(0, len(raw), 10):
+            chunk = raw[start : start + 10]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(chunk)
+            ]
+            for attempt in range(_RELEASE_ATTEMPTS):
+                try:
+                    self.client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+                    self._counters.released += len(chunk)
+                    break
+                except Exception as exc:  # they come back after their visibility timeout
+                    if attempt + 1 == _RELEASE_ATTEMPTS:
+                        ids = ", ".join(str(m.get("MessageId")) for m in chunk)
+                        log.warning("could not release messages %s after stop: %s", ids, exc)
+                    else:  # a throttle or a blip: this thread is ours alone, it may wait
+                        time.sleep(0.1 * 2**attempt * (0.5 + random.random()))
 
     async def _retrying(
         self,

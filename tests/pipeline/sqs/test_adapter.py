@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError, ParamValidationError
 
-import sqs_consumer.consumer as consumer_module
+import sqs_consumer._pipeline.wiring as wiring_module
 from sqs_consumer import Consumer, ConsumerOptions
 from sqs_consumer._pipeline.sqs import build_client
 
@@ -44,8 +44,8 @@ def test_consumer_client_skips_validation(monkeypatch: pytest.MonkeyPatch) -> No
         seen.update(kwargs)
         return build_client(queue_url, **kwargs)
 
-    monkeypatch.setattr(consumer_module, "build_client", spy)
+    monkeypatch.setattr(wiring_module, "build_client", spy)
     options = ConsumerOptions(queue_url=URL, endpoint_url=ENDPOINT, region_name="us-east-1")
-    Consumer(lambda message: None, options)._connect()
+    Consumer(lambda message: None, options)._wiring().connect()
     assert seen["validate"] is False
     assert seen["max_connections"] >= options.max_pollers() + 2
