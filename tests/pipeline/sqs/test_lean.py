@@ -167,11 +167,11 @@ def test_our_signature_is_botocores(
     import botocore.auth
     from botocore.awsrequest import AWSRequest
 
-    import sqs_consumer._pipeline.sqs.lean as fastpath
+    import sqs_consumer._pipeline.sqs.sigv4 as sigv4
 
     moment = datetime.datetime(2026, 12, 3, 23, 59, 58, tzinfo=datetime.UTC)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: moment)
-    monkeypatch.setattr(fastpath, "_now", lambda: moment)
+    monkeypatch.setattr(sigv4, "_now", lambda: moment)
     client = boto3.session.Session().client(
         "sqs",
         endpoint_url=endpoint,
