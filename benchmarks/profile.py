@@ -55,7 +55,7 @@ CASES = ("async-semaphore", "async-pool", "sync-semaphore", "sync-pool")
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("runner (receive loops)", ("sqs_consumer/_pipeline/runner.py",)),
     (
-        "dispatch/handling (dispatch, handler call, settle)",
+        "jobs/handling (dispatch, handler call, settle)",
         (
             "sqs_consumer/_pipeline/dispatch.py",
             "sqs_consumer/_pipeline/handling.py",
