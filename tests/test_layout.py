@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 from pathlib import Path
@@ -15,14 +16,19 @@ from botocore import xform_name
 import sqs_consumer
 
 PACKAGE = Path(sqs_consumer.__file__).parent
-PUBLIC_PATHS = (  # as docs/hooks/public_api.py PUBLIC_MODULES
-    "sqs_consumer",
-    "sqs_consumer.middleware",
-    "sqs_consumer.producer",
-    "sqs_consumer.workers",
-    "sqs_consumer.locks",
-    "sqs_consumer.testing",
-)
+
+
+def _public_paths() -> tuple[str, ...]:
+    """The public paths: PUBLIC_MODULES of the docs hook that checks the API reference."""
+    hook = PACKAGE.parent / "docs" / "hooks" / "public_api.py"
+    spec = importlib.util.spec_from_file_location("docs_hooks_public_api_layout", hook)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.PUBLIC_MODULES)
+
+
+PUBLIC_PATHS = _public_paths()
 # Plain-named, yet no public Python name: their public surface is the `sqs-consumer` command
 # line (cli/), and /healthz, /stats and the metric and span names (observability/).
 NOT_PYTHON = ("sqs_consumer.cli", "sqs_consumer.observability")

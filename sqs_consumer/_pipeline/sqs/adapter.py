@@ -1,4 +1,4 @@
-"""The only module that talks to SQS: an async adapter over a boto3-style client.
+"""The SQS adapter: async access to a boto3-style client, the only code that calls it.
 
 Every call runs in a (daemon) worker thread through one dedicated `anyio.CapacityLimiter`,
 so SQS calls never compete with sync handlers for threads. Transient errors are retried here
@@ -80,7 +80,7 @@ def build_client(
     boto3's own retries are switched off: `Sqs.call` retries with the consumer's policy.
     `validate=False` skips botocore's check of every request against the service model
     (CPU on every call) for callers whose requests are all built from checked options.
-    `lean=True` puts the per-message calls on the short path of `fastpath.LeanClient`.
+    `lean=True` puts the per-message calls on the short path of `lean.LeanClient`.
     """
     if queue_url.startswith("memory://"):
         from ...testing import MemorySQS
