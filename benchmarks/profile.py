@@ -53,27 +53,34 @@ TOP = 12  # functions listed per case, by own time
 CASES = ("async-semaphore", "async-pool", "sync-semaphore", "sync-pool")
 # (stage, path fragments); the first stage with a fragment in the file's path wins.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("runner (receive loops)", ("sqs_consumer/runner.py",)),
+    ("runner (receive loops)", ("sqs_consumer/_pipeline/runner.py",)),
     (
         "jobs/handling (dispatch, handler call, settle)",
         (
-            "sqs_consumer/jobs.py",
-            "sqs_consumer/handling.py",
-            "sqs_consumer/settle.py",
-            "sqs_consumer/outcome.py",
+            "sqs_consumer/_pipeline/dispatch.py",
+            "sqs_consumer/_pipeline/handling.py",
+            "sqs_consumer/_pipeline/settle.py",
+            "sqs_consumer/_pipeline/outcome.py",
             "sqs_consumer/message.py",
-            "sqs_consumer/middleware.py",
+            "sqs_consumer/handlers/middleware.py",
         ),
     ),
     ("workers (strategy)", ("sqs_consumer/workers/",)),
-    ("harvester/batching (deletes)", ("sqs_consumer/harvester.py", "sqs_consumer/batching.py")),
+    (
+        "harvester/batching (deletes)",
+        ("sqs_consumer/_pipeline/harvester.py", "sqs_consumer/_pipeline/batching.py"),
+    ),
     (
         "leases/heartbeat",
-        ("sqs_consumer/leases.py", "sqs_consumer/heartbeat.py", "sqs_consumer/visibility.py"),
+        (
+            "sqs_consumer/_pipeline/leases.py",
+            "sqs_consumer/_pipeline/heartbeat.py",
+            "sqs_consumer/_pipeline/visibility.py",
+        ),
     ),
-    ("sqs adapter", ("sqs_consumer/sqs.py",)),
-    ("thread hops (threads.py)", ("sqs_consumer/threads.py",)),
-    ("telemetry", ("sqs_consumer/telemetry.py",)),
+    ("sqs adapter (incl. the lean client)", ("sqs_consumer/_pipeline/sqs/",)),
+    ("thread hops (threads.py)", ("sqs_consumer/_pipeline/threads.py",)),
+    ("telemetry", ("sqs_consumer/observability/telemetry.py",)),
     ("testing (MemorySQS, the fake)", ("sqs_consumer/testing/",)),
     ("other sqs_consumer (consumer, stats)", ("sqs_consumer/",)),
     ("benchmark handler and harness", ("benchmarks/", "/harness.py")),

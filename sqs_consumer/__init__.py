@@ -1,6 +1,5 @@
 """sqs-consumer: turn one handler function into a production Amazon SQS consumer."""
 
-from .batch import BatchResult
 from .consumer import Consumer
 from .decorator import SqsHandler, sqs_handler
 from .errors import (
@@ -12,12 +11,13 @@ from .errors import (
     SqsConsumerError,
     SqsError,
 )
-from .lambda_compat import LambdaHandler
+from .handlers.batch import BatchResult
+from .handlers.lambda_compat import LambdaHandler
+from .handlers.router import Router, UnroutedMessage
 from .message import Message
 from .options import ConsumerOptions
 from .producer import AsyncProducer, Producer, SendError
 from .retry import ExponentialBackoff, RetryPolicy
-from .router import Router, UnroutedMessage
 from .stats import Stats
 
 __all__ = [

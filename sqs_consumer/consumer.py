@@ -1,4 +1,7 @@
-"""`Consumer`: wires the stages in one task group and owns the lifecycle."""
+"""`Consumer`: the lifecycle (states, signals, stop) and the ordered shutdown.
+
+The stages are built by `_pipeline/wiring.py`; the consumer runs them in one task group.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +10,29 @@ import contextlib
 import enum
 import errno
 import logging
-import random
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
-from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import anyio
-import attrs
 
-from . import calls, stats
-from .batch import is_batch_handler
-from .checks import generator_problem, positional_problem
-from .deadletter import DeadLetters
-from .deadlines import FORCED_GRACE, ShutdownDeadline, flush_budget
-from .errors import ConsumerStateError, QueueCheckError
-from .flow import Feed, Prefetch
-from .handling import BatchHandling, Handling
-from .harvester import Harvester
-from .health import HealthState, StatsServer
-from .heartbeat import Heartbeat, derive_interval
-from .jobs import Batches, Dispatcher, FifoGroups, Pipeline, dispatcher_for
-from .leases import Lease, Leases
+from . import stats
+from ._checks import generator_problem, positional_problem
+from ._pipeline import calls
+from ._pipeline.deadlines import FORCED_GRACE, ShutdownDeadline, flush_budget
+from ._pipeline.leases import Lease
+from ._pipeline.sqs import check_queue
+from ._pipeline.threads import DaemonThreads
+from ._pipeline.wiring import Stages, Wiring
+from .errors import ConsumerStateError
+from .handlers.batch import is_batch_handler
 from .message import Message
+from .observability.health import HealthState, StatsServer
 from .options import ConsumerOptions
-from .runner import SqsRunner
-from .settle import Settler
-from .sqs import QueueInfo, Sqs, SqsClient, build_client, check_queue
 from .stats import Counters, Stats
-from .telemetry import Telemetry
-from .threads import DaemonThreads
-from .visibility import VisibilityChanger
-from .workers import Worker, WorkerStats
+from .workers import WorkerStats
 
 __all__ = ["Consumer", "Handler", "State"]
 
@@ -51,20 +42,6 @@ Handler = Callable[[Message], Any] | Callable[[list[Message]], Any]
 log = logging.getLogger("sqs_consumer")
 
 _NO_WORKER = WorkerStats(workers=0, busy=0, idle_workers=0, waiting=0, capacity=0)
-_RELEASE_ATTEMPTS = 4  # an abandoned poll's messages: released from its thread, retried
-_BATCH_SENDS = 8  # concurrent ChangeMessageVisibilityBatch calls
-
-
-def _delete_sends(concurrency: int) -> int:
-    """Concurrent DeleteMessageBatch calls: deletes must keep up with the slots (a 50 ms
-    delete of 10 at 8 sends caps the consumer at 1,600 msgs/s), yet stay a few threads."""
-    return max(_BATCH_SENDS, min(64, concurrency // 4))
-
-
-# Acks waiting for their delete before receiving pauses (a delete outage must not grow
-# memory): a few round trips' worth of deletes at full speed.
-_UNCONFIRMED_PER_SLOT = 10
-_MIN_UNCONFIRMED = 100
 
 
 class State(enum.Enum):
@@ -74,20 +51,6 @@ class State(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
-
-
-@attrs.define(slots=True)
-class _Parts:
-    """The stages of one run, built once the queue check has passed."""
-
-    queue: QueueInfo
-    worker: Worker
-    pipeline: Pipeline
-    leases: Leases
-    runner: SqsRunner
-    harvester: Harvester
-    visibility: VisibilityChanger
-    heartbeat: Heartbeat
 
 
 class Consumer:
@@ -121,7 +84,7 @@ class Consumer:
         self._state = State.NEW
         self._lock = threading.Lock()
         self._counters = Counters()
-        self._parts: _Parts | None = None
+        self._parts: Stages | None = None
         self._fatal: BaseException | None = None
         self._interrupt: BaseException | None = None  # a handler's KeyboardInterrupt, ...
         self._stop_requested = False
@@ -133,7 +96,6 @@ class Consumer:
         self._loop_thread: int | None = None
         self._threads = DaemonThreads()
         self._health = HealthState(options.unhealthy_after)
-        self._telemetry: Telemetry | None = None
         self._stats_port: int | None = None
 
     @property
@@ -314,11 +276,27 @@ class Consumer:
             self._fatal = error
         self._request_stop()
 
-    # -- wiring ----------------------------------------------------------------------------
+    # -- the run ---------------------------------------------------------------------------
+
+    def _wiring(self) -> Wiring:
+        """What builds this run's stages, lent the consumer's state and callbacks."""
+        return Wiring(
+            self.handler,
+            self.options,
+            batch=self._batch,
+            counters=self._counters,
+            threads=self._threads,
+            health=self._health,
+            deadline=self._deadline,
+            stats=self.stats,
+            on_fatal=self._on_fatal,
+            on_interrupt=self._on_interrupt,
+        )
 
     async def _serve(self) -> None:
         opts = self.options
-        sqs = self._connect()
+        wiring = self._wiring()
+        sqs = wiring.connect()
         queue = await check_queue(sqs, opts.queue_url)
         if opts.dead_letter_queue_url is not None:
             await check_queue(sqs, opts.dead_letter_queue_url, option="dead_letter_queue_url")
@@ -328,8 +306,8 @@ class Consumer:
             check = getattr(middleware, "__sqs_check__", None)
             if check is not None:
                 await check()
-        self._telemetry = self._make_telemetry(queue)
-        parts = self._build(sqs, queue)
+        wiring.telemetry(queue)
+        parts = wiring.build(sqs, queue)
         self._parts = parts
         log.info(
             "consuming %s with %r, concurrency %d", opts.queue_url, parts.worker, opts.concurrency
@@ -372,256 +350,9 @@ class Consumer:
             tg.cancel_scope.cancel()  # the stats server runs until cancelled
         log.info("stopped: %r", self)
 
-    def _connect(self) -> Sqs:
-        opts = self.options
-        max_calls = opts.max_pollers() + _delete_sends(opts.concurrency) + _BATCH_SENDS + 2
-        client: SqsClient
-        if opts.client is not None:
-            client = opts.client
-        else:
-            try:
-                client = build_client(
-                    opts.queue_url,
-                    endpoint_url=opts.endpoint_url,
-                    region_name=opts.region_name,
-                    max_connections=max_calls,
-                    read_timeout=opts.wait_time_seconds + 15,
-                    validate=False,  # the consumer builds every request from checked options
-                    lean=True,
-                )
-            except Exception as exc:  # e.g. botocore NoRegionError: say which option fixes it
-                raise QueueCheckError(
-                    f"cannot build an SQS client for {opts.queue_url}: {exc} "
-                    "(set region_name or endpoint_url, or pass client=)"
-                ) from exc
-        return Sqs(
-            client,
-            limiter=anyio.CapacityLimiter(max_calls),
-            counters=self._counters,
-            threads=self._threads,
-            on_call=self._observe_call,
-        )
-
-    def _observe_call(self, operation: str, seconds: float, error: str | None) -> None:
-        """Every SQS call attempt: its latency to metrics, receives to the health state."""
-        if self._telemetry is not None:
-            self._telemetry.sqs_call(operation, seconds, error=error)
-        if operation == "receive_message":
-            if error is None:
-                self._health.poll_succeeded()
-            else:
-                self._health.poll_failed()
-        elif operation == "delete_message_batch":
-            if error is None:
-                self._health.delete_succeeded()
-            else:
-                self._health.delete_failed()
-
-    def _make_telemetry(self, queue: QueueInfo) -> Telemetry:
-        # arn:aws:sqs:REGION:ACCOUNT:NAME — true for custom endpoints too.
-        parts = queue.arn.split(":")
-        name = parts[-1] if len(parts) >= 6 else queue.url.rstrip("/").rsplit("/", 1)[-1]
-        region = parts[3] if len(parts) >= 6 and parts[3] else None
-        telemetry = Telemetry(queue_url=queue.url, queue_name=name, region=region)
-        telemetry.observe(self.stats)
-        return telemetry
-
-    def _build(self, sqs: Sqs, queue: QueueInfo) -> _Parts:
-        """Every stage of one run, wired; only this method knows them all."""
-        opts = self.options
-        worker = opts.make_worker()
-        harvester, visibility, settler = self._settling(sqs, queue)
-        leases = Leases()
-        lease_seconds = opts.visibility_timeout or queue.visibility_timeout
-        heartbeat = Heartbeat(
-            sqs,
-            queue.url,
-            leases,
-            visibility=lease_seconds,
-            interval=opts.heartbeat_interval or derive_interval(lease_seconds),
-            max_visibility=opts.max_visibility,
-            counters=self._counters,
-            on_fatal=self._on_fatal,
-            deadline=self._deadline,
-        )
-        feed = Feed(worker)
-        pipeline = Pipeline(
-            worker=feed,
-            leases=leases,
-            settler=settler,
-            visibility=visibility,
-            counters=self._counters,
-            telemetry=self._telemetry_now(),
-            lease_seconds=lease_seconds,
-            deadline=self._deadline,
-        )
-        dispatcher, per_job = dispatcher_for(pipeline, self._handling(), fifo=queue.fifo)
-        runner = self._runner(sqs, queue, pipeline, worker, feed, harvester, dispatcher, per_job)
-        return _Parts(
-            queue=queue,
-            worker=worker,
-            pipeline=pipeline,
-            leases=leases,
-            runner=runner,
-            harvester=harvester,
-            visibility=visibility,
-            heartbeat=heartbeat,
-        )
-
-    def _settling(self, sqs: Sqs, queue: QueueInfo) -> tuple[Harvester, VisibilityChanger, Settler]:
-        """The stages that make outcomes true on the queue: deletes, delays, dead letters."""
-        opts = self.options
-        harvester = Harvester(
-            sqs,
-            queue.url,
-            size=opts.delete_batch_size,
-            interval=opts.delete_flush_interval,
-            sends=_delete_sends(opts.concurrency),
-            counters=self._counters,
-            telemetry=self._telemetry_now(),
-            on_fatal=self._on_fatal,
-            deadline=self._deadline,
-        )
-        visibility = VisibilityChanger(
-            sqs,
-            queue.url,
-            interval=min(opts.delete_flush_interval, 0.05),
-            counters=self._counters,
-            on_fatal=self._on_fatal,
-            deadline=self._deadline,
-        )
-        dead_letters = None
-        if opts.dead_letter_queue_url is not None and opts.max_receives is not None:
-            dead_letters = DeadLetters(
-                sqs,
-                opts.dead_letter_queue_url,
-                source_url=queue.url,
-                max_receives=opts.max_receives,
-            )
-        settler = Settler(
-            harvester=harvester,
-            visibility=visibility,
-            retry=opts.retry,
-            dead_letters=dead_letters,
-            counters=self._counters,
-            telemetry=self._telemetry_now(),
-        )
-        return harvester, visibility, settler
-
-    def _held_limit(self, dispatcher: Dispatcher) -> int:
-        """The most messages held at once.
-
-        `concurrency` of them, except on FIFO queues, where `concurrency` counts the groups
-        handled at once: a receive returns as many messages of one group as it can, and
-        counting those against `concurrency` would leave most groups idle. There each group
-        may hold up to a receive's worth (batch_size) of messages waiting their turn.
-        """
-        if isinstance(dispatcher, FifoGroups):
-            return self.options.concurrency * self.options.batch_size
-        return self.options.concurrency
-
-    def _telemetry_now(self) -> Telemetry:
-        assert self._telemetry is not None, "built in _serve() before the stages"
-        return self._telemetry
-
-    def _handling(self) -> Handling | BatchHandling:
-        """How the handler is called: per message (with middleware) or per batch."""
-        opts = self.options
-        if self._batch:
-            return BatchHandling(
-                cast(Callable[[list[Message]], Any], self.handler),
-                timeout=opts.handler_timeout,
-                on_interrupt=self._on_interrupt,
-            )
-        return Handling(
-            cast(Callable[[Message], Any], self.handler),
-            middleware=opts.middleware,
-            timeout=opts.handler_timeout,
-            on_interrupt=self._on_interrupt,
-        )
-
-    def _runner(
-        self,
-        sqs: Sqs,
-        queue: QueueInfo,
-        pipeline: Pipeline,
-        worker: Worker,
-        feed: Feed,
-        harvester: Harvester,
-        dispatcher: Dispatcher,
-        per_job: int,
-    ) -> SqsRunner:
-        opts = self.options
-        leases = pipeline.leases
-        prefetch = Prefetch(
-            opts.prefetch,
-            concurrency=opts.concurrency,
-            done=lambda: leases.finished,
-            running=lambda: leases.running,
-            # Until a round of the slots is handled: as many again as the slots (a slot's worth
-            # each), so that a slow receive does not starve the start.
-            initial=opts.concurrency,
-        )
-        receive_options: dict[str, Any] = {"WaitTimeSeconds": opts.wait_time_seconds}
-        if opts.visibility_timeout is not None:
-            receive_options["VisibilityTimeout"] = opts.visibility_timeout
-        return SqsRunner(
-            sqs,
-            worker,
-            harvester,
-            queue_url=queue.url,
-            dispatch=dispatcher.dispatch,
-            leases=pipeline.leases,
-            limit=self._held_limit(dispatcher),
-            prefetch=prefetch,
-            feed=feed,
-            unconfirmed_limit=max(_MIN_UNCONFIRMED, _UNCONFIRMED_PER_SLOT * opts.concurrency),
-            per_job=min(per_job, opts.batch_size),
-            fifo=queue.fifo,
-            release=partial(self._release_now, sqs.client, queue.url),
-            hand_back=partial(self._hand_back, pipeline.visibility),
-            receive_options=receive_options,
-            # A batch is one receive, and counts as its size against concurrency.
-            batch_size=min(opts.batch_size, opts.concurrency)
-            if isinstance(dispatcher, Batches)
-            else opts.batch_size,
-            max_pollers=opts.max_pollers(),
-            auto=opts.pollers == "auto",
-            counters=self._counters,
-            telemetry=self._telemetry_now(),
-            on_fatal=self._on_fatal,
-        )
-
-    def _hand_back(self, visibility: VisibilityChanger, raw: list[Any]) -> None:
-        """Release messages a stopping receive returned (queued; the final flush sends them)."""
-        for message in raw:
-            visibility.change(message["ReceiptHandle"], 0, message.get("MessageId", "?"))
-        self._counters.released += len(raw)
-
-    def _release_now(self, client: SqsClient, queue_url: str, raw: list[Any]) -> None:
-        """Hand back messages a cancelled long poll returned (runs in that poll's thread)."""
-        self._counters.received += len(raw)  # received, then released: the counts add up
-        for start in range(0, len(raw), 10):
-            chunk = raw[start : start + 10]
-            entries = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                for i, m in enumerate(chunk)
-            ]
-            for attempt in range(_RELEASE_ATTEMPTS):
-                try:
-                    client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
-                    self._counters.released += len(chunk)
-                    break
-                except Exception as exc:  # they come back after their visibility timeout
-                    if attempt + 1 == _RELEASE_ATTEMPTS:
-                        ids = ", ".join(str(m.get("MessageId")) for m in chunk)
-                        log.warning("could not release messages %s after stop: %s", ids, exc)
-                    else:  # a throttle or a blip: this thread is ours alone, it may wait
-                        time.sleep(0.1 * 2**attempt * (0.5 + random.random()))
-
     # -- shutdown --------------------------------------------------------------------------
 
-    async def _shutdown(self, parts: _Parts) -> None:
+    async def _shutdown(self, parts: Stages) -> None:
         """The graceful shutdown, in the only order that loses nothing and holds nothing."""
         # 0. Bounded, whatever SQS does: handlers get shutdown_timeout, and every shielded
         #    SQS step (settles, releases, the final flush) ends by shutdown_timeout plus a
@@ -658,7 +389,7 @@ class Consumer:
             await parts.visibility.aclose()
         self._report_unsent(parts)
 
-    def _report_unsent(self, parts: _Parts) -> None:
+    def _report_unsent(self, parts: Stages) -> None:
         """Log, once, the messages the shutdown could not settle on SQS in time."""
         parts_unsent = [
             ("delete", parts.harvester.unsent()),
@@ -677,7 +408,7 @@ class Consumer:
             "; ".join(lines),
         )
 
-    async def _release(self, parts: _Parts, leases: list[Lease]) -> None:
+    async def _release(self, parts: Stages, leases: list[Lease]) -> None:
         for lease in leases:
             await parts.pipeline.release(lease)
 

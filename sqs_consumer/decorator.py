@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from .checks import positional_problem
+from ._checks import positional_problem
 from .consumer import Consumer
 from .options import ConsumerOptions
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .checks import (
+from ._checks import (
     QUEUE_URL_SCHEMES,
     SQS_CONSUMER_METHODS,
     generator_problem,
@@ -15,8 +15,8 @@ from .checks import (
     positional_problem,
     queue_url_problem,
 )
+from ._pipeline.flow import PREFETCH_MULTIPLIER
 from .errors import OptionTypeError
-from .flow import PREFETCH_MULTIPLIER
 from .retry import MAX_DELAY, ExponentialBackoff, RetryPolicy
 from .workers import ElasticPool, SemaphoreWorker, Worker
 

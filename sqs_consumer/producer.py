@@ -29,6 +29,8 @@ import attrs
 from opentelemetry.propagate import inject
 
 from . import _sqs_rules as rules
+from ._checks import QUEUE_URL_SCHEMES, missing_methods, queue_url_problem
+from ._pipeline.sqs import Backoff, build_client
 from ._sqs_rules import (
     MAX_ATTRIBUTES,
     MAX_BATCH_ENTRIES,
@@ -36,9 +38,7 @@ from ._sqs_rules import (
     MAX_MESSAGE_BYTES,
     message_size,
 )
-from .checks import QUEUE_URL_SCHEMES, missing_methods, queue_url_problem
 from .errors import TRANSIENT_CODES, ErrorKind, SqsError, classify, error_code
-from .sqs import Backoff, build_client
 
 __all__ = ["AsyncProducer", "Producer", "SendError", "SendFailure"]
 

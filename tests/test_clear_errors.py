@@ -24,9 +24,9 @@ from sqs_consumer import (
     Router,
     sqs_handler,
 )
-from sqs_consumer.batch import normalize_batch_result
 from sqs_consumer.consumer import State
 from sqs_consumer.errors import OptionTypeError
+from sqs_consumer.handlers.batch import normalize_batch_result
 from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import REGION, QueueEnv, unique_name
 from tests.helpers import running, wait_for

@@ -221,6 +221,6 @@ async def test_every_message_survives_twenty_percent_faults_on_every_call(worker
 
 def test_fractional_delays_round_up_to_whole_seconds() -> None:
     """SQS takes whole seconds: a fraction rounds up so a retry never comes back early."""
-    from sqs_consumer.visibility import whole_seconds
+    from sqs_consumer._pipeline.visibility import whole_seconds
 
     assert [whole_seconds(t) for t in (0, 0.2, 1.0, 1.01, 50000)] == [0, 1, 1, 2, 43200]

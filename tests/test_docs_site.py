@@ -106,6 +106,6 @@ def test_attrs_classes_get_the_init_attrs_generates() -> None:
     assert parameters["initial"].kind is griffe.ParameterKind.keyword_only
     assert parameters["initial"].default == "1.0"
     # The converter's argument type, not the stored field's: callers pass any iterable.
-    failed = package["batch.BatchResult"].members["__init__"].parameters["failed"]
+    failed = package["handlers.batch.BatchResult"].members["__init__"].parameters["failed"]
     assert str(failed.annotation) == "Iterable[str | Message]"
     assert failed.default == "frozenset()"

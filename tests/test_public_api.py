@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import sqs_consumer
 import sqs_consumer.workers
 
@@ -43,3 +45,27 @@ def test_workers_exports() -> None:
     assert {"Worker", "SemaphoreWorker", "ElasticPool", "WaitingRoom"} <= set(
         sqs_consumer.workers.__all__
     )
+
+
+def test_middleware_exports() -> None:
+    """sqs_consumer.middleware exports the built-ins and the two types to write one."""
+    import sqs_consumer.middleware
+
+    assert set(sqs_consumer.middleware.__all__) == {
+        "CallNext",
+        "Middleware",
+        "NonRetryable",
+        "log_failures",
+    }
+    for name in sqs_consumer.middleware.__all__:
+        assert getattr(sqs_consumer.middleware, name) is not None, name
+
+
+def test_old_internal_paths_are_gone() -> None:
+    """The modules that moved into handlers/ and _pipeline/ are not importable by their old
+    paths (CHANGELOG lists where each went): nobody keeps relying on them by accident."""
+    import importlib
+
+    for old in ("router", "batch", "lambda_compat", "handling", "jobs", "sqs", "fastpath"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"sqs_consumer.{old}")

@@ -8,8 +8,7 @@ Run it with `python docs/examples/lambda_example.py`; it uses the in-memory queu
 import json
 from typing import Any
 
-from sqs_consumer import Consumer, ConsumerOptions, ExponentialBackoff
-from sqs_consumer.lambda_compat import LambdaHandler
+from sqs_consumer import Consumer, ConsumerOptions, ExponentialBackoff, LambdaHandler
 from sqs_consumer.testing import MemorySQS
 
 QUEUE_URL = "memory://lambda-example"

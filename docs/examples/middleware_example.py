@@ -19,8 +19,7 @@ from sqs_consumer import (
     Message,
     MessageDecodeError,
 )
-from sqs_consumer.handling import CallNext
-from sqs_consumer.middleware import NonRetryable
+from sqs_consumer.middleware import CallNext, NonRetryable
 from sqs_consumer.testing import MemorySQS
 
 QUEUE_URL = "memory://middleware-example"

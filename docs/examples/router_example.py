@@ -8,10 +8,8 @@ import json
 import logging
 from typing import Any
 
-from sqs_consumer import Consumer, ConsumerOptions, Discard, Message, MessageDecodeError
-from sqs_consumer.handling import CallNext
-from sqs_consumer.middleware import NonRetryable, log_failures
-from sqs_consumer.router import Router
+from sqs_consumer import Consumer, ConsumerOptions, Discard, Message, MessageDecodeError, Router
+from sqs_consumer.middleware import CallNext, NonRetryable, log_failures
 from sqs_consumer.testing import MemorySQS
 
 QUEUE_URL = "memory://router-example"

@@ -33,12 +33,12 @@ from typing import Any
 import anyio
 import attrs
 
-from ..calls import run_sync
+from .._pipeline.calls import run_sync
 from ..consumer import Consumer
-from ..health import StatsServer
 from ..locks.middleware import run_exclusive, run_once
 from ..locks.store import LockCheckError, LockStore
 from ..message import Message
+from ..observability.health import StatsServer
 from ..options import ConsumerOptions
 from .config import (
     ConfigError,

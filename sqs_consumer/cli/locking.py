@@ -7,7 +7,7 @@ import re
 
 import attrs
 
-from ..handling import Middleware
+from ..handlers.middleware import Middleware
 from ..locks import DynamoDBLockStore, Idempotent, KeyLock, LockStore, MemoryLockStore
 from ..options import ConsumerOptions
 from .config import ConfigError, Layers

@@ -20,9 +20,9 @@ from typing import Any
 
 import anyio
 
-from ..calls import run_sync
+from .._pipeline.calls import run_sync
+from .._pipeline.sqs import Backoff, describe
 from ..errors import ErrorKind, classify, error_code
-from ..sqs import Backoff, describe
 from .store import Claim, LockCheckError, LockStoreError
 
 __all__ = ["IAM_ACTIONS", "KEY_ATTRIBUTE", "TTL_ATTRIBUTE", "DynamoDBLockStore"]

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import anyio
 
 from ..errors import Discard, Retry
-from ..handling import CallNext
+from ..handlers.middleware import CallNext
 from ..message import Message
 from ..stats import count_duplicate
 from .keys import KeySpec, key_function

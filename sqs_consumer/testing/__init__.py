@@ -16,13 +16,14 @@ Extras for tests: `counts()`, `all_messages()`, `waiting()`, `wait_until_empty()
 sees every call and may answer it, raise, delay it or let it through. Not modelled: message
 retention, PurgeQueueInProgress, tags, permissions and KMS.
 
-The package is split by job, in private modules: `_client` (the boto3-shaped methods),
-`_model` (messages, visibility, FIFO groups, redrive), `_validation` (request checks and SQS's
-error answers), `_faults` (latency and injected faults) and `_hook` (the call hook).
+The package is split by job: `client` (`MemorySQS`, the boto3-shaped methods) and `hook` (the
+call hook: `SQSCall`, `CallHook`) define the public names; the private `_model` (messages,
+visibility, FIFO groups, redrive), `_validation` (request checks and SQS's error answers) and
+`_faults` (latency and injected faults) define none (docs/architecture.md has the rule).
 """
 
-from ._client import MemorySQS
-from ._hook import CallHook, SQSCall
+from .client import MemorySQS
+from .hook import CallHook, SQSCall
 
 # The module constants `sqs_consumer.testing` had before it became a package stay importable
 # from it, as before outside `__all__`.

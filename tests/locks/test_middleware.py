@@ -11,7 +11,6 @@ import anyio
 import pytest
 
 from sqs_consumer import Consumer, ExponentialBackoff, Message, Retry
-from sqs_consumer.handling import CallNext
 from sqs_consumer.locks import (
     DynamoDBLockStore,
     Idempotent,
@@ -19,6 +18,7 @@ from sqs_consumer.locks import (
     LockCheckError,
     MemoryLockStore,
 )
+from sqs_consumer.middleware import CallNext
 from tests.conftest import REGION, unique_name
 from tests.helpers import running, wait_for
 from tests.locks.conftest import Env

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from sqs_consumer._pipeline.sqs import Backoff
 from sqs_consumer.locks import (
     Claim,
     DynamoDBLockStore,
@@ -15,7 +16,6 @@ from sqs_consumer.locks import (
     LockStoreError,
     MemoryLockStore,
 )
-from sqs_consumer.sqs import Backoff
 
 pytestmark = pytest.mark.anyio
 

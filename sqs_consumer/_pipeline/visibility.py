@@ -1,0 +1,119 @@
+"""Batched ChangeMessageVisibilityBatch: retry delays, shutdown releases and extensions."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .._sqs_rules import MAX_VISIBILITY
+from .batching import Batcher
+from .deadlines import ShutdownDeadline
+from .sqs import Sqs
+
+__all__ = ["VisibilityChanger"]
+
+log = logging.getLogger("sqs_consumer")
+
+_GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"})
+_ENTRY_ATTEMPTS = 5
+
+
+def whole_seconds(timeout: float) -> int:
+    """The VisibilityTimeout SQS accepts for `timeout`: rounded up, within 0..43200."""
+    return max(0, min(MAX_VISIBILITY, math.ceil(timeout)))
+
+
+class VisibilityChanger:
+    """Set the visibility timeout of received messages, up to 10 per call.
+
+    A failed change is not fatal for the message: without it the message simply comes
+    back when its current visibility timeout runs out.
+
+    Args:
+        sqs: the SQS adapter.
+        queue_url: the queue the messages came from.
+        interval: seconds a change may wait for its batch to fill.
+        counters: where errors are counted (attribute visibility_errors).
+        on_fatal: called with an SqsError that should stop the consumer.
+        deadline: bounds the shielded sends at shutdown (none: unbounded).
+    """
+
+    def __init__(
+        self,
+        sqs: Sqs,
+        queue_url: str,
+        *,
+        interval: float,
+        counters: Any,
+        on_fatal: Callable[[BaseException], None],
+        deadline: ShutdownDeadline | None = None,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._counters = counters
+        self._on_fatal = on_fatal
+        # (receipt handle, seconds, message id): the id names what was not sent at shutdown.
+        self._batcher: Batcher[tuple[str, int, str]] = Batcher(
+            self._change,
+            size=10,
+            interval=interval,
+            shield=deadline.shielded if deadline is not None else None,
+        )
+
+    def change(self, receipt_handle: str, timeout: float, message_id: str = "?") -> None:
+        """Queue a visibility change to `timeout` seconds from now (never blocks).
+
+        SQS takes whole seconds: a fraction rounds up, so a delay never comes back early.
+        """
+        self._batcher.put_nowait((receipt_handle, whole_seconds(timeout), message_id))
+
+    def unsent(self) -> list[str]:
+        """Ids of messages whose visibility change was never sent (or was cut short)."""
+        return [message_id for _, _, message_id in self._batcher.unsent()]
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Send changes until `aclose()`."""
+        await self._batcher.run(task_status=task_status)
+
+    async def drain_here(self) -> None:
+        """Send everything queued from the calling task (its own tasks are cancelled)."""
+        await self._batcher.drain_here()
+
+    async def aclose(self) -> None:
+        """Send everything queued, then stop."""
+        await self._batcher.aclose()
+
+    async def _change(self, items: list[tuple[str, int, str]]) -> None:
+        changes = [(handle, timeout) for handle, timeout, _ in items]
+        for attempt in range(1, _ENTRY_ATTEMPTS + 1):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": timeout}
+                for i, (handle, timeout) in enumerate(changes)
+            ]
+            response = await self._sqs.call_or_report(
+                "change_message_visibility_batch",
+                attempts=8,
+                on_fatal=self._on_fatal,
+                what=f"could not change visibility of {len(changes)} messages",
+                QueueUrl=self._queue_url,
+                Entries=entries,
+            )
+            if response is None:
+                self._counters.visibility_errors += len(changes)
+                return
+            retry: list[tuple[str, int]] = []
+            for entry in response.get("Failed") or []:
+                if entry.get("Code") in _GONE or attempt == _ENTRY_ATTEMPTS:
+                    self._counters.visibility_errors += 1
+                    log.debug("visibility change refused: %s", entry.get("Code"))
+                else:
+                    retry.append(changes[int(entry["Id"])])
+            if not retry:
+                return
+            changes = retry
+            await anyio.sleep(0.05 * 2**attempt)

@@ -1,0 +1,117 @@
+"""Heartbeat: which leases are extended, by how much, and in what order with settling."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+from sqs_consumer import Consumer, Message, Retry
+from sqs_consumer._pipeline.heartbeat import Heartbeat, derive_interval
+from sqs_consumer._pipeline.leases import Leases
+from sqs_consumer.testing import MemorySQS, SQSCall
+from tests.conftest import QueueEnv, unique_name
+from tests.helpers import running, wait_for
+
+MESSAGE = Message(message_id="m", receipt_handle="r", body="")
+
+
+def heartbeat(
+    leases: Leases, *, visibility: int = 30, interval: float = 10, cap: float = 43200
+) -> Heartbeat:
+    return Heartbeat(
+        None,  # type: ignore[arg-type]  # due() never calls SQS
+        "memory://q",
+        leases,
+        visibility=visibility,
+        interval=interval,
+        max_visibility=cap,
+        counters=None,
+        on_fatal=lambda error: None,
+    )
+
+
+class TestDue:
+    def test_only_leases_expiring_within_two_beats(self) -> None:
+        """A lease is extended once it would expire within two beats, not before."""
+        leases = Leases()
+        fresh = leases.add(MESSAGE, 30, received_at=100.0)
+        beat = heartbeat(leases, visibility=30, interval=10)
+        assert beat.due(105.0) == []  # 25 s left > 20 s
+        assert beat.due(111.0) == [(fresh, 30)]  # 19 s left
+
+    def test_never_past_max_visibility(self) -> None:
+        """Extensions shrink to what is left of max_visibility and stop at the cap."""
+        leases = Leases()
+        lease = leases.add(MESSAGE, 30, received_at=0.0)
+        beat = heartbeat(leases, visibility=30, interval=10, cap=100)
+        lease.visible_at = 75.0
+        assert beat.due(60.0) == [(lease, 30)]  # 60 + 30 = 90 <= 100
+        lease.visible_at = 90.0
+        assert beat.due(75.0) == [(lease, 25)]  # only 25 s of the budget left
+        lease.visible_at = 100.0
+        assert beat.due(85.0) == []  # the cap is reached: let it lapse
+
+    def test_skips_a_lease_with_an_extension_in_flight(self) -> None:
+        """A lease already being extended is not extended twice at once."""
+        leases = Leases()
+        lease = leases.add(MESSAGE, 30, received_at=0.0)
+        lease.extending = anyio.Event.__new__(anyio.Event)  # any non-None marker
+        assert heartbeat(leases).due(29.0) == []
+
+    def test_default_interval_is_a_third_of_visibility(self) -> None:
+        """Without heartbeat_interval the beat is a third of the visibility timeout."""
+        assert derive_interval(30) == 10
+        assert derive_interval(2) == pytest.approx(2 / 3)
+
+
+class SlowExtensions:
+    """A call hook recording visibility changes; extensions (to `extension` seconds) take
+    0.6 s each."""
+
+    def __init__(self, extension: int) -> None:
+        self.extension = extension
+        self.calls: list[tuple[float, float, int]] = []
+        self.extending = threading.Event()
+        self._calls_lock = threading.Lock()
+
+    def __call__(self, call: SQSCall) -> dict[str, Any] | None:
+        if call.operation != "ChangeMessageVisibilityBatch":
+            return None
+        started = time.monotonic()
+        timeout = call.params["Entries"][0]["VisibilityTimeout"]
+        if timeout == self.extension:
+            self.extending.set()
+            time.sleep(0.6)
+        try:
+            return call.proceed()
+        finally:
+            with self._calls_lock:
+                self.calls.append((started, time.monotonic(), timeout))
+
+
+@pytest.mark.anyio
+async def test_retry_delay_is_sent_only_after_an_extension_in_flight_lands() -> None:
+    """A failure during an extension waits for it, so the extension cannot undo the delay."""
+    slow = SlowExtensions(extension=3)
+    memory = MemorySQS(hook=slow)
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    memory.send_message(QueueUrl=url, MessageBody="x")
+
+    async def handle(message: Message) -> None:
+        await wait_for(slow.extending.is_set)  # fail while an extension is in flight
+        raise Retry(delay=7)
+
+    options = QueueEnv("memory", memory, url, {"client": memory}).options(
+        visibility_timeout=3, heartbeat_interval=0.5
+    )
+    consumer = Consumer(handle, options)
+    async with running(consumer):
+        await wait_for(lambda: any(t == 7 for _, _, t in slow.calls), timeout=10)
+    retry = next(c for c in slow.calls if c[2] == 7)
+    extensions = [c for c in slow.calls if c[2] == 3 and c[0] < retry[0]]
+    assert extensions, slow.calls
+    assert all(end <= retry[0] for _, end, _ in extensions)
