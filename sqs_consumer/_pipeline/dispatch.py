@@ -26,6 +26,7 @@ from ..observability.telemetry import Telemetry
 from ..stats import Counters
 from ..workers import Job
 from .deadlines import ShutdownDeadline
+from .flow import Feed
 from .handling import BatchHandling, Handling
 from .leases import Lease, Leases
 from .outcome import Ack, Fail, Outcome
@@ -125,14 +126,20 @@ class PerMessage:
         # Lease every message before the first submit (which may wait for a free slot):
         # a message not yet leased would get no heartbeat and no release at shutdown.
         leases = [self.pipeline.lease(message, received_at) for message in messages]
+        queue = self.pipeline.worker
+        if isinstance(queue, Feed):
+            queue.submit_nowait([partial(self.run, lease) for lease in leases])
+            return
         for lease in leases:
-            await self.pipeline.worker.submit(partial(self.run, lease))
+            await queue.submit(partial(self.run, lease))
 
     async def run(self, lease: Lease) -> None:
         """Handle and settle one leased message (nothing if it was released unstarted)."""
         done = await self.handle(lease)
         if done is not None:
-            await _straggler(done[0])
+            outcome = done[0]
+            if isinstance(outcome, Fail) and outcome.straggler is not None:
+                await outcome.straggler.wait()  # the slot stays taken until the thread ends
 
     async def handle(self, lease: Lease) -> tuple[Outcome, Settled] | None:
         """Handle and settle one leased message; None if it was released unstarted.

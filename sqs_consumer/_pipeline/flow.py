@@ -184,6 +184,13 @@ class Feed:
             self._arrived.set()
             self._arrived = None
 
+    def submit_nowait(self, jobs: list[Job]) -> None:
+        """Queue `jobs`, in order (what `submit()` does, for many, without a coroutine each)."""
+        self._jobs.extend(jobs)
+        if self._arrived is not None:
+            self._arrived.set()
+            self._arrived = None
+
     def close(self) -> None:
         """Start no more jobs, from now on (the runner stops: what is queued is released)."""
         self._open = False
