@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from .._sqs_rules import MAX_BATCH_ENTRIES
 from .deadlines import ShutdownDeadline
 from .leases import Lease, Leases
 from .sqs import Sqs
@@ -86,7 +87,7 @@ class Heartbeat:
                     # these leases waits for their extension instead of racing it.
                     for lease, _ in due:
                         lease.extending = anyio.Event()
-                    batches = _chunks(due, 10)
+                    batches = _chunks(due, MAX_BATCH_ENTRIES)
                     for sent, batch in enumerate(batches):
                         try:
                             await self._sends.acquire()

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from .._sqs_rules import MAX_VISIBILITY
+from .._sqs_rules import MAX_BATCH_ENTRIES, MAX_VISIBILITY
 from .batching import Batcher
 from .deadlines import ShutdownDeadline
 from .sqs import Sqs
@@ -60,7 +60,7 @@ class VisibilityChanger:
         # (receipt handle, seconds, message id): the id names what was not sent at shutdown.
         self._batcher: Batcher[tuple[str, int, str]] = Batcher(
             self._change,
-            size=10,
+            size=MAX_BATCH_ENTRIES,
             interval=interval,
             shield=deadline.shielded if deadline is not None else None,
         )

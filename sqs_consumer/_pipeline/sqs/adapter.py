@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import anyio
 import attrs
 
+from ..._sqs_rules import MAX_BATCH_ENTRIES
 from ...errors import ErrorKind, QueueCheckError, SqsError, classify, error_code
 from ...stats import Counters
 from ..deadlines import CALL_TIMEOUT
@@ -225,8 +226,8 @@ class Sqs:
         may sleep between its few attempts, as the thread is its alone.
         """
         self._counters.received += len(raw)  # received, then released: the counts add up
-        for start in range(0, len(raw), 10):
-            chunk = raw[start : start + 10]
+        for start in range(0, len(raw), MAX_BATCH_ENTRIES):
+            chunk = raw[start : start + MAX_BATCH_ENTRIES]
             entries = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
                 for i, m in enumerate(chunk)
