@@ -38,11 +38,13 @@ from typing import Any
 
 import anyio
 import attrs
+from anyio.abc import TaskStatus
 
 from .._retrying import Backoff
+from .batching import Batcher
 from .sqs import Sqs
 
-__all__ = ["FINAL_CODES", "EntryRetry", "batch_call"]
+__all__ = ["FINAL_CODES", "BatchStage", "EntryRetry", "batch_call"]
 
 # Per-entry codes that retrying cannot fix: the receipt handle is no longer ours.
 FINAL_CODES = frozenset({"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"})
@@ -127,3 +129,22 @@ async def batch_call(
             return refused
         await anyio.sleep(retry.backoff.delay(round_))
     raise AssertionError("not reached: the last round refuses all that is still pending")
+
+
+class BatchStage:
+    """The task side of a stage that sends its calls through a `Batcher` (the harvester and
+    the visibility changer): the consumer runs it, drains it and closes it at shutdown."""
+
+    _batcher: Batcher[Any]
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Send batches until `aclose()`."""
+        await self._batcher.run(task_status=task_status)
+
+    async def drain_here(self) -> None:
+        """Send everything queued from the calling task (its own tasks are cancelled)."""
+        await self._batcher.drain_here()
+
+    async def aclose(self) -> None:
+        """Send everything queued, then stop."""
+        await self._batcher.aclose()

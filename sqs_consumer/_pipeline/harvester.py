@@ -6,11 +6,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import anyio
-from anyio.abc import TaskStatus
-
 from ..observability.telemetry import Telemetry
-from .batch_call import EntryRetry, batch_call
+from .batch_call import BatchStage, EntryRetry, batch_call
 from .batching import Batcher
 from .deadlines import ShutdownDeadline
 from .sqs import Sqs
@@ -22,7 +19,7 @@ log = logging.getLogger("sqs_consumer")
 _RETRY = EntryRetry(call_attempts=8, entry_rounds=5)
 
 
-class Harvester:
+class Harvester(BatchStage):
     """Delete acknowledged messages in batches of up to `size` (≤ 10).
 
     Transient per-entry failures are sent again (a few times); entries whose receipt
@@ -91,18 +88,6 @@ class Harvester:
     def unsent(self) -> list[str]:
         """Ids of acknowledged messages whose delete was never sent (or was cut short)."""
         return [message_id for _, message_id in self._batcher.unsent()]
-
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Delete batches until `aclose()`."""
-        await self._batcher.run(task_status=task_status)
-
-    async def drain_here(self) -> None:
-        """Delete everything queued from the calling task (its own tasks are cancelled)."""
-        await self._batcher.drain_here()
-
-    async def aclose(self) -> None:
-        """Delete everything queued, then stop."""
-        await self._batcher.aclose()
 
     async def _delete(self, items: list[tuple[str, str]]) -> None:
         def what(pending: Sequence[int]) -> str:

@@ -7,11 +7,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import anyio
-from anyio.abc import TaskStatus
-
 from .._sqs_rules import MAX_BATCH_ENTRIES, MAX_VISIBILITY
-from .batch_call import EntryRetry, batch_call
+from .batch_call import BatchStage, EntryRetry, batch_call
 from .batching import Batcher
 from .deadlines import ShutdownDeadline
 from .sqs import Sqs
@@ -28,7 +25,7 @@ def whole_seconds(timeout: float) -> int:
     return max(0, min(MAX_VISIBILITY, math.ceil(timeout)))
 
 
-class VisibilityChanger:
+class VisibilityChanger(BatchStage):
     """Set the visibility timeout of received messages, up to 10 per call.
 
     A failed change is not fatal for the message: without it the message simply comes
@@ -75,18 +72,6 @@ class VisibilityChanger:
     def unsent(self) -> list[str]:
         """Ids of messages whose visibility change was never sent (or was cut short)."""
         return [message_id for _, _, message_id in self._batcher.unsent()]
-
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Send changes until `aclose()`."""
-        await self._batcher.run(task_status=task_status)
-
-    async def drain_here(self) -> None:
-        """Send everything queued from the calling task (its own tasks are cancelled)."""
-        await self._batcher.drain_here()
-
-    async def aclose(self) -> None:
-        """Send everything queued, then stop."""
-        await self._batcher.aclose()
 
     async def _change(self, items: list[tuple[str, int, str]]) -> None:
         await batch_call(
