@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
 import pytest
 
+from sqs_consumer import Message
 from sqs_consumer._pipeline.batch_call import _ENTRY_BACKOFF, EntryRetry, batch_call
+from sqs_consumer._pipeline.harvester import Harvester
+from sqs_consumer._pipeline.heartbeat import Heartbeat
+from sqs_consumer._pipeline.leases import Leases
 from sqs_consumer._pipeline.sqs import Backoff, Sqs
 from sqs_consumer._pipeline.threads import DaemonThreads
+from sqs_consumer._pipeline.visibility import VisibilityChanger
+from sqs_consumer.observability.telemetry import Telemetry
 from sqs_consumer.stats import Counters
 from sqs_consumer.testing import MemorySQS, SQSCall
 
@@ -142,3 +149,65 @@ def test_entry_backoff_is_jittered_around_the_old_fixed_pauses() -> None:
         assert all(0 <= d <= 0.1 * 2**round_ for d in draws)
         assert len(set(draws)) > 100
         assert 0.5 * 0.05 * 2**round_ < sum(draws) / len(draws) < 1.5 * 0.05 * 2**round_
+
+
+# What each stage counts and logs of the refusals batch_call reports (its docstring's list).
+
+
+def _message(handle: str) -> Message:
+    return Message.from_sqs(
+        {"MessageId": f"id-{handle}", "ReceiptHandle": handle, "Body": "x"}, queue_url=URL
+    )
+
+
+async def test_harvester_counts_deleted_and_refused(caplog: pytest.LogCaptureFixture) -> None:
+    script = _Script({"slow": ["ThrottlingException"], "gone": ["ReceiptHandleIsInvalid"]})
+    counters = Counters()
+    harvester = Harvester(
+        _sqs(script),
+        URL,
+        size=10,
+        interval=1,
+        counters=counters,
+        telemetry=Telemetry(queue_url=URL, queue_name="q"),
+        on_fatal=pytest.fail,
+    )
+    with caplog.at_level(logging.WARNING, logger="sqs_consumer"):
+        await harvester._delete([("ok", "a"), ("slow", "b"), ("gone", "c")])
+    assert (counters.deleted, counters.delete_errors, len(script.calls)) == (2, 1, 2)
+    assert "delete refused: ReceiptHandleIsInvalid" in caplog.text
+
+
+async def test_visibility_changer_counts_refused(caplog: pytest.LogCaptureFixture) -> None:
+    script = _Script({"slow": ["InternalError"], "late": ["MessageNotInflight"]})
+    counters = Counters()
+    changer = VisibilityChanger(
+        _sqs(script), URL, interval=1, counters=counters, on_fatal=pytest.fail
+    )
+    with caplog.at_level(logging.DEBUG, logger="sqs_consumer"):
+        await changer._change([("slow", 5, "a"), ("late", 5, "b")])
+    assert (counters.visibility_errors, len(script.calls)) == (1, 2)
+    assert "visibility change refused: MessageNotInflight" in caplog.text
+
+
+async def test_heartbeat_never_resends_and_names_the_lost_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script = _Script({"slow": ["ThrottlingException"]})
+    counters = Counters()
+    leases = Leases()
+    batch = [(leases.add(_message(h), 30, received_at=0.0), 30) for h in ("ok", "slow")]
+    heartbeat = Heartbeat(
+        _sqs(script),
+        URL,
+        leases,
+        visibility=30,
+        interval=10,
+        max_visibility=3600,
+        counters=counters,
+        on_fatal=pytest.fail,
+    )
+    with caplog.at_level(logging.WARNING, logger="sqs_consumer"):
+        assert await heartbeat._call(batch) == {1}
+    assert (counters.visibility_errors, len(script.calls)) == (1, 1)
+    assert "heartbeat lost message id-slow: ThrottlingException" in caplog.text
