@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import enum
 
+from ._sqs_rules import MAX_VISIBILITY
+
 __all__ = [
     "ConsumerStateError",
     "Discard",
@@ -100,8 +102,10 @@ class Retry(HandlerSignal):
     """
 
     def __init__(self, delay: float | None = None) -> None:
-        if delay is not None and not 0 <= delay <= 43200:
-            raise ValueError(f"Retry(delay={delay!r}): delay must be between 0 and 43200 seconds")
+        if delay is not None and not 0 <= delay <= MAX_VISIBILITY:
+            raise ValueError(
+                f"Retry(delay={delay!r}): delay must be between 0 and {MAX_VISIBILITY} seconds"
+            )
         super().__init__(delay)
         self.delay = delay
 

@@ -16,6 +16,7 @@ from ._checks import (
     queue_url_problem,
 )
 from ._pipeline.flow import PREFETCH_MULTIPLIER
+from ._sqs_rules import MAX_BATCH_ENTRIES, MAX_WAIT
 from .errors import OptionTypeError
 from .retry import MAX_DELAY, ExponentialBackoff, RetryPolicy
 from .workers import ElasticPool, SemaphoreWorker, Worker
@@ -24,8 +25,7 @@ __all__ = ["ConsumerOptions"]
 
 MAX_CONCURRENCY = 100_000
 MAX_POLLERS = 100
-MAX_BATCH = 10  # SQS ReceiveMessage / DeleteMessageBatch limit
-MAX_WAIT = 20  # SQS long-poll limit
+MAX_BATCH = MAX_BATCH_ENTRIES  # ReceiveMessage / DeleteMessageBatch take at most this many
 URL_SCHEMES = QUEUE_URL_SCHEMES
 
 
@@ -207,7 +207,7 @@ class ConsumerOptions:
         default="semaphore", validator=_worker
     )
     concurrency: int = attrs.field(default=10, validator=_int_in(1, MAX_CONCURRENCY))
-    batch_size: int = attrs.field(default=10, validator=_int_in(1, MAX_BATCH))
+    batch_size: int = attrs.field(default=MAX_BATCH, validator=_int_in(1, MAX_BATCH))
     wait_time_seconds: int = attrs.field(default=20, validator=_int_in(0, MAX_WAIT))
     pollers: Literal["auto"] | int = attrs.field(default="auto", validator=_pollers)
     prefetch: Literal["auto"] | int = attrs.field(default="auto", validator=_prefetch)
@@ -226,7 +226,7 @@ class ConsumerOptions:
     retry: RetryPolicy | None = attrs.field(factory=ExponentialBackoff, validator=_retry)
     max_receives: int | None = attrs.field(default=None, validator=_optional_int(1, 1000))
     dead_letter_queue_url: str | None = attrs.field(default=None, validator=_queue_url)
-    delete_batch_size: int = attrs.field(default=10, validator=_int_in(1, MAX_BATCH))
+    delete_batch_size: int = attrs.field(default=MAX_BATCH, validator=_int_in(1, MAX_BATCH))
     delete_flush_interval: float = attrs.field(default=0.1, validator=_seconds(0, 60))
     shutdown_timeout: float = attrs.field(default=30.0, validator=_seconds(0))
     pool_min_workers: int = attrs.field(default=0, validator=_int_in(0, MAX_CONCURRENCY))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import sqs_consumer
 from sqs_consumer import _sqs_rules as rules
 from sqs_consumer.testing import MemorySQS
 from tests.conftest import unique_name
+
+PACKAGE = Path(sqs_consumer.__file__).parent
 
 # Every kind SQS has: the three types, custom labels on each, and a multi-byte value.
 MIXED: dict[str, dict[str, Any]] = {
@@ -149,3 +154,44 @@ class TestSizesAndKinds:
         assert rules.MAX_BATCH_ENTRIES == rules.MAX_ATTRIBUTES == 10
         assert rules.MAX_MESSAGE_BYTES == 1024 * 1024
         assert (rules.MAX_DELAY, rules.MAX_WAIT) == (900, 20)
+
+
+class TestWrittenOnce:
+    """The limits are written in _sqs_rules.py only: a second copy could drift from it."""
+
+    # 12 h of visibility, 1 MiB, 256 KiB: numbers no other code has a reason to write.
+    LIMITS = {43_200, 1_048_576, 262_144}
+    # Code that batches for SQS or checks attribute counts: a literal 10 there is SQS's.
+    BATCHING = (
+        "cli/send.py",
+        "_pipeline/harvester.py",
+        "_pipeline/visibility.py",
+        "_pipeline/heartbeat.py",
+        "_pipeline/deadletter.py",
+        "_pipeline/sqs/adapter.py",
+    )
+
+    @staticmethod
+    def _numbers(relative: str) -> list[tuple[int, object]]:
+        path = PACKAGE / relative
+        return [
+            (node.lineno, node.value)
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and type(node.value) in (int, float)
+        ]
+
+    def test_no_other_module_writes_the_12_hour_or_size_limits(self) -> None:
+        found = [
+            f"{path.relative_to(PACKAGE)}:{line} {value}"
+            for path in sorted(PACKAGE.rglob("*.py"))
+            if path.name != "_sqs_rules.py"
+            for line, value in self._numbers(str(path.relative_to(PACKAGE)))
+            if value in self.LIMITS
+        ]
+        assert found == []
+
+    @pytest.mark.parametrize("relative", BATCHING)
+    def test_batching_code_takes_the_batch_limit_from_the_rules(self, relative: str) -> None:
+        assert [
+            line for line, value in self._numbers(relative) if value == 10 and type(value) is int
+        ] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .._sqs_rules import MAX_ATTRIBUTES
 from ..errors import SqsError
 from ..message import Message
 from .saferepr import safe_repr
@@ -14,7 +15,6 @@ __all__ = ["DeadLetters"]
 
 log = logging.getLogger("sqs_consumer")
 
-MAX_ATTRIBUTES = 10  # SQS limit of message attributes per message
 SOURCE_ATTRIBUTE = "sqs_consumer.source_queue"
 ERROR_ATTRIBUTE = "sqs_consumer.error"
 RECEIVES_ATTRIBUTE = "sqs_consumer.receive_count"

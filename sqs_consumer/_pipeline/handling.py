@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -10,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from ..errors import Discard, HandlerResultError, Retry
+from ..errors import HandlerResultError
 from ..handlers.batch import BatchResult, normalize_batch_result
 from ..handlers.middleware import CallNext, Middleware
 from ..message import Message
@@ -24,7 +23,7 @@ from .calls import (
     run_sync,
     tracking,
 )
-from .outcome import ACK, DISCARDED, Fail, Outcome
+from .outcome import ACK, Fail, OnInterrupt, Outcome, outcome_of
 
 __all__ = ["BatchHandling", "Handling", "OnInterrupt", "in_handler"]
 
@@ -34,10 +33,6 @@ _in_handler: ContextVar[bool] = ContextVar("sqs_consumer_in_handler", default=Fa
 def in_handler() -> bool:
     """True inside a handler call (its thread too): `stop()` from there never forces."""
     return _in_handler.get()
-
-
-OnInterrupt = Callable[[BaseException], None]
-"""Told of a BaseException (KeyboardInterrupt, SystemExit, ...) that user code raised."""
 
 
 class _Link:
@@ -141,14 +136,8 @@ class Handling:
                     raise
                 return ACK
             return await self._with_timeout(message, self._timeout)
-        except Retry as retry:
-            return Fail(retry, delay=retry.delay)
-        except Discard:
-            return DISCARDED
-        except Exception as exc:
-            return Fail(exc)
         except BaseException as exc:
-            return _interrupted(exc, self._on_interrupt)
+            return outcome_of(exc, self._on_interrupt)
         finally:
             _in_handler.reset(token)
 
@@ -212,35 +201,12 @@ class BatchHandling:
                 error = TimeoutError(f"batch handler exceeded handler_timeout={self._timeout} s")
                 fail = Fail(error, timed_out=True, straggler=tracker.abandon())
                 return dict.fromkeys((m.message_id for m in messages), fail), fail.straggler
-        except Retry as retry:
-            return _all(messages, Fail(retry, delay=retry.delay)), None
-        except Discard:
-            return _all(messages, DISCARDED), None
-        except Exception as exc:
-            return _all(messages, Fail(exc)), None
         except BaseException as exc:
-            return _all(messages, _interrupted(exc, self._on_interrupt)), None
+            return _all(messages, outcome_of(exc, self._on_interrupt)), None
         finally:
             _in_handler.reset(token)
             undo()
         return {m.message_id: _item_outcome(m, result) for m in messages}, None
-
-
-def _interrupted(error: BaseException, on_interrupt: OnInterrupt | None) -> Fail:
-    """A KeyboardInterrupt, SystemExit or other BaseException out of user code.
-
-    Our own cancellations propagate (foreign ones were made failures by `_guarded`). The
-    rest must not escape the job's task: asyncio would re-raise a KeyboardInterrupt or
-    SystemExit straight out of the event loop, skipping the drain, and an ExceptionGroup
-    would hide it. So the consumer is told (it stops, and `start()` raises it unwrapped)
-    and the message is handed back unhandled.
-    """
-    if on_interrupt is None or isinstance(
-        error, asyncio.CancelledError | anyio.get_cancelled_exc_class()
-    ):
-        raise error
-    on_interrupt(error)
-    return Fail(error, interrupted=True)
 
 
 def _all(messages: list[Message], outcome: Outcome) -> dict[str, Outcome]:

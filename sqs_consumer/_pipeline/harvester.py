@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import anyio
-from anyio.abc import TaskStatus
-
 from ..observability.telemetry import Telemetry
+from .batch_call import BatchStage, EntryRetry, batch_call
 from .batching import Batcher
 from .deadlines import ShutdownDeadline
 from .sqs import Sqs
@@ -18,12 +16,10 @@ __all__ = ["Harvester"]
 
 log = logging.getLogger("sqs_consumer")
 
-# Per-entry codes that retrying cannot fix: the receipt handle is no longer ours.
-_GONE = frozenset({"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"})
-_ENTRY_ATTEMPTS = 5
+_RETRY = EntryRetry(call_attempts=8, entry_rounds=5)
 
 
-class Harvester:
+class Harvester(BatchStage):
     """Delete acknowledged messages in batches of up to `size` (≤ 10).
 
     Transient per-entry failures are sent again (a few times); entries whose receipt
@@ -93,50 +89,28 @@ class Harvester:
         """Ids of acknowledged messages whose delete was never sent (or was cut short)."""
         return [message_id for _, message_id in self._batcher.unsent()]
 
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Delete batches until `aclose()`."""
-        await self._batcher.run(task_status=task_status)
-
-    async def drain_here(self) -> None:
-        """Delete everything queued from the calling task (its own tasks are cancelled)."""
-        await self._batcher.drain_here()
-
-    async def aclose(self) -> None:
-        """Delete everything queued, then stop."""
-        await self._batcher.aclose()
-
     async def _delete(self, items: list[tuple[str, str]]) -> None:
-        handles = [handle for handle, _ in items]
-        for attempt in range(1, _ENTRY_ATTEMPTS + 1):
-            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
-            response = await self._sqs.call_or_report(
-                "delete_message_batch",
-                attempts=8,
-                on_fatal=self._on_fatal,
-                what=f"could not delete {len(handles)} messages ({_ids(items, handles)})",
-                QueueUrl=self._queue_url,
-                Entries=entries,
-            )
-            if response is None:
-                self._counters.delete_errors += len(handles)
-                return
-            failed = response.get("Failed") or []
-            self._counters.deleted += len(handles) - len(failed)
-            self._telemetry.deleted(len(handles) - len(failed))
-            retry: list[str] = []
-            for entry in failed:
-                if entry.get("Code") in _GONE or attempt == _ENTRY_ATTEMPTS:
-                    self._counters.delete_errors += 1
-                    log.warning("delete refused: %s %s", entry.get("Code"), entry.get("Message"))
-                else:
-                    retry.append(handles[int(entry["Id"])])
-            if not retry:
-                return
-            handles = retry
-            await anyio.sleep(0.05 * 2**attempt)
+        def what(pending: Sequence[int]) -> str:
+            ids = ", ".join(items[i][1] for i in pending)
+            return f"could not delete {len(pending)} messages ({ids})"
 
+        await batch_call(
+            self._sqs,
+            "delete_message_batch",
+            [{"ReceiptHandle": handle} for handle, _ in items],
+            queue_url=self._queue_url,
+            retry=_RETRY,
+            on_fatal=self._on_fatal,
+            what=what,
+            on_refused=self._refused,
+            on_taken=self._deleted,
+        )
 
-def _ids(items: list[tuple[str, str]], handles: list[str]) -> str:
-    """The message ids of `handles` (they come back after their visibility timeout)."""
-    wanted = set(handles)
-    return ", ".join(message_id for handle, message_id in items if handle in wanted)
+    def _deleted(self, count: int) -> None:
+        self._counters.deleted += count
+        self._telemetry.deleted(count)
+
+    def _refused(self, index: int, entry: Mapping[str, Any] | None) -> None:
+        self._counters.delete_errors += 1
+        if entry is not None:
+            log.warning("delete refused: %s %s", entry.get("Code"), entry.get("Message"))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
+from .._sqs_rules import MAX_BATCH_ENTRIES
+from .batch_call import EntryRetry, batch_call
 from .deadlines import ShutdownDeadline
 from .leases import Lease, Leases
 from .sqs import Sqs
@@ -19,6 +21,9 @@ __all__ = ["Heartbeat", "derive_interval"]
 log = logging.getLogger("sqs_consumer")
 
 _MAX_SENDS = 8  # concurrent ChangeMessageVisibilityBatch calls per beat
+# One round: a failed extension is retried by the next beat, and a settle of its lease waits
+# for this call, so it must not sleep between rounds.
+_RETRY = EntryRetry(call_attempts=3, entry_rounds=1)
 
 
 def derive_interval(visibility: float) -> float:
@@ -86,7 +91,7 @@ class Heartbeat:
                     # these leases waits for their extension instead of racing it.
                     for lease, _ in due:
                         lease.extending = anyio.Event()
-                    batches = _chunks(due, 10)
+                    batches = _chunks(due, MAX_BATCH_ENTRIES)
                     for sent, batch in enumerate(batches):
                         try:
                             await self._sends.acquire()
@@ -137,31 +142,29 @@ class Heartbeat:
 
     async def _call(self, batch: list[tuple[Lease, int]]) -> set[int]:
         """Send one ChangeMessageVisibilityBatch; the indexes of entries that failed."""
-        entries = [
-            {"Id": str(i), "ReceiptHandle": lease.message.receipt_handle, "VisibilityTimeout": t}
-            for i, (lease, t) in enumerate(batch)
-        ]
-        response = await self._sqs.call_or_report(
-            "change_message_visibility_batch",
-            attempts=3,
-            on_fatal=self._on_fatal,
-            what=f"heartbeat could not extend {len(batch)} messages",
-            QueueUrl=self._queue_url,
-            Entries=entries,
-        )
-        if response is None:
-            self._counters.visibility_errors += len(batch)
-            return set(range(len(batch)))
-        failed = {int(entry["Id"]) for entry in response.get("Failed") or ()}
-        for entry in response.get("Failed") or ():
+
+        def refused(index: int, entry: Mapping[str, Any] | None) -> None:
             self._counters.visibility_errors += 1
-            message = batch[int(entry["Id"])][0].message
-            log.warning(
-                "heartbeat lost message %s: %s (another consumer may receive it)",
-                message.message_id,
-                entry.get("Code"),
-            )
-        return failed
+            if entry is not None:
+                log.warning(
+                    "heartbeat lost message %s: %s (another consumer may receive it)",
+                    batch[index][0].message.message_id,
+                    entry.get("Code"),
+                )
+
+        return await batch_call(
+            self._sqs,
+            "change_message_visibility_batch",
+            [
+                {"ReceiptHandle": lease.message.receipt_handle, "VisibilityTimeout": t}
+                for lease, t in batch
+            ],
+            queue_url=self._queue_url,
+            retry=_RETRY,
+            on_fatal=self._on_fatal,
+            what=lambda pending: f"heartbeat could not extend {len(pending)} messages",
+            on_refused=refused,
+        )
 
 
 def _unmark(batches: list[list[tuple[Lease, int]]]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from .._sqs_rules import MAX_VISIBILITY
 from ..errors import Retry
 from ..message import Message
 from ..observability.telemetry import Telemetry
@@ -177,7 +178,7 @@ def _seconds(value: Any) -> int | None:
         return None
     if math.isnan(seconds) or seconds < 0:
         return None
-    return whole_seconds(min(seconds, 43200.0))  # +inf: as long as SQS allows
+    return whole_seconds(min(seconds, float(MAX_VISIBILITY)))  # +inf: as long as SQS allows
 
 
 def _log(

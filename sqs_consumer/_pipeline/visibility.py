@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import anyio
-from anyio.abc import TaskStatus
-
-from .._sqs_rules import MAX_VISIBILITY
+from .._sqs_rules import MAX_BATCH_ENTRIES, MAX_VISIBILITY
+from .batch_call import BatchStage, EntryRetry, batch_call
 from .batching import Batcher
 from .deadlines import ShutdownDeadline
 from .sqs import Sqs
@@ -19,8 +17,7 @@ __all__ = ["VisibilityChanger"]
 
 log = logging.getLogger("sqs_consumer")
 
-_GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"})
-_ENTRY_ATTEMPTS = 5
+_RETRY = EntryRetry(call_attempts=8, entry_rounds=5)
 
 
 def whole_seconds(timeout: float) -> int:
@@ -28,7 +25,7 @@ def whole_seconds(timeout: float) -> int:
     return max(0, min(MAX_VISIBILITY, math.ceil(timeout)))
 
 
-class VisibilityChanger:
+class VisibilityChanger(BatchStage):
     """Set the visibility timeout of received messages, up to 10 per call.
 
     A failed change is not fatal for the message: without it the message simply comes
@@ -60,7 +57,7 @@ class VisibilityChanger:
         # (receipt handle, seconds, message id): the id names what was not sent at shutdown.
         self._batcher: Batcher[tuple[str, int, str]] = Batcher(
             self._change,
-            size=10,
+            size=MAX_BATCH_ENTRIES,
             interval=interval,
             shield=deadline.shielded if deadline is not None else None,
         )
@@ -76,44 +73,19 @@ class VisibilityChanger:
         """Ids of messages whose visibility change was never sent (or was cut short)."""
         return [message_id for _, _, message_id in self._batcher.unsent()]
 
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Send changes until `aclose()`."""
-        await self._batcher.run(task_status=task_status)
-
-    async def drain_here(self) -> None:
-        """Send everything queued from the calling task (its own tasks are cancelled)."""
-        await self._batcher.drain_here()
-
-    async def aclose(self) -> None:
-        """Send everything queued, then stop."""
-        await self._batcher.aclose()
-
     async def _change(self, items: list[tuple[str, int, str]]) -> None:
-        changes = [(handle, timeout) for handle, timeout, _ in items]
-        for attempt in range(1, _ENTRY_ATTEMPTS + 1):
-            entries = [
-                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": timeout}
-                for i, (handle, timeout) in enumerate(changes)
-            ]
-            response = await self._sqs.call_or_report(
-                "change_message_visibility_batch",
-                attempts=8,
-                on_fatal=self._on_fatal,
-                what=f"could not change visibility of {len(changes)} messages",
-                QueueUrl=self._queue_url,
-                Entries=entries,
-            )
-            if response is None:
-                self._counters.visibility_errors += len(changes)
-                return
-            retry: list[tuple[str, int]] = []
-            for entry in response.get("Failed") or []:
-                if entry.get("Code") in _GONE or attempt == _ENTRY_ATTEMPTS:
-                    self._counters.visibility_errors += 1
-                    log.debug("visibility change refused: %s", entry.get("Code"))
-                else:
-                    retry.append(changes[int(entry["Id"])])
-            if not retry:
-                return
-            changes = retry
-            await anyio.sleep(0.05 * 2**attempt)
+        await batch_call(
+            self._sqs,
+            "change_message_visibility_batch",
+            [{"ReceiptHandle": handle, "VisibilityTimeout": t} for handle, t, _ in items],
+            queue_url=self._queue_url,
+            retry=_RETRY,
+            on_fatal=self._on_fatal,
+            what=lambda pending: f"could not change visibility of {len(pending)} messages",
+            on_refused=self._refused,
+        )
+
+    def _refused(self, index: int, entry: Mapping[str, Any] | None) -> None:
+        self._counters.visibility_errors += 1
+        if entry is not None:
+            log.debug("visibility change refused: %s", entry.get("Code"))

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from .._sqs_rules import MAX_DELAY
 from .config import LOCK_SETTINGS, ConfigError, Setting, cli_settings, option_settings
 
 __all__ = ["build_parser", "main"]
@@ -234,8 +235,10 @@ def _delay(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if not 0 <= value <= 900:
-        raise argparse.ArgumentTypeError(f"expected whole seconds from 0 to 900, got {text!r}")
+    if not 0 <= value <= MAX_DELAY:
+        raise argparse.ArgumentTypeError(
+            f"expected whole seconds from 0 to {MAX_DELAY}, got {text!r}"
+        )
     return value
 
 

@@ -14,13 +14,14 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from .._sqs_rules import MAX_BATCH_ENTRIES
 from ..errors import SqsError
 from ..producer import Producer, SendError
 from .config import ConfigError, layered, option_settings
 
 __all__ = ["run_send"]
 
-BATCH = 10
+BATCH = MAX_BATCH_ENTRIES  # a SendMessageBatch per chunk of lines
 SHOWN_FAILURES = 20  # failed line numbers listed before "..."
 
 

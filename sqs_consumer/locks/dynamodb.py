@@ -18,11 +18,10 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-import anyio
-
 from .._pipeline.calls import run_sync
-from .._pipeline.sqs import Backoff, describe
-from ..errors import ErrorKind, classify, error_code
+from .._pipeline.sqs import describe
+from .._retrying import Backoff, drive_async, gave_up, retried
+from ..errors import error_code
 from .store import Claim, LockCheckError, LockStoreError
 
 __all__ = ["IAM_ACTIONS", "KEY_ATTRIBUTE", "TTL_ATTRIBUTE", "DynamoDBLockStore"]
@@ -268,28 +267,22 @@ class DynamoDBLockStore:
             LockStoreError: a fatal error, or transient ones `attempts` times in a row.
         """
         method = partial(getattr(self.client, operation), **kwargs)
-        attempt = 0
-        while True:
-            try:
-                return await run_sync(method)
-            except Exception as exc:
-                if error_code(exc) == _CONDITION_FAILED:
-                    item = getattr(exc, "response", {}).get("Item")
-                    raise _ConditionFailed(item) from None
-                attempt += 1
-                if classify(exc) is ErrorKind.FATAL:
-                    raise LockStoreError(
-                        f"DynamoDB {operation} on {self.table_name!r} failed: {describe(exc)}"
-                    ) from exc
-                if attempt >= attempts:
-                    raise LockStoreError(
-                        f"DynamoDB {operation} on {self.table_name!r} still failing after "
-                        f"{attempt} attempts: {describe(exc)}"
-                    ) from exc
-                level = logging.WARNING if attempt >= 3 else logging.DEBUG
-                log.log(level, "DynamoDB %s failed (%s), retry %d", operation, describe(exc),
-                        attempt)  # fmt: skip
-                await anyio.sleep(self._backoff.delay(attempt))
+
+        def on_retry(exc: Exception, attempt: int) -> None:
+            level = logging.WARNING if attempt >= 3 else logging.DEBUG
+            log.log(level, "DynamoDB %s failed (%s), retry %d", operation, describe(exc), attempt)
+
+        plan = retried(method, attempts=attempts, backoff=self._backoff, on_retry=on_retry)
+        try:
+            return await drive_async(plan, run_sync)
+        except Exception as exc:
+            if error_code(exc) == _CONDITION_FAILED:  # fatal to the engine: never retried
+                item = getattr(exc, "response", {}).get("Item")
+                raise _ConditionFailed(item) from None
+            raise LockStoreError(
+                f"DynamoDB {operation} on {self.table_name!r} {gave_up(exc, attempts)}: "
+                f"{describe(exc)}"
+            ) from exc
 
 
 class _ConditionFailed(Exception):

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from .._sqs_rules import MAX_VISIBILITY
 from ..errors import Discard, Retry
 from ..handlers.middleware import CallNext
 from ..message import Message
@@ -190,8 +191,10 @@ def _store(owner: str, store: object) -> LockStore:
 
 def _retry_delay(owner: str, value: object) -> float:
     delay = _seconds(owner, "retry_delay", value)
-    if delay > 43200:
-        raise ValueError(f"{owner} retry_delay must be at most 43200 seconds, got {value!r}")
+    if delay > MAX_VISIBILITY:  # it becomes a Retry delay: a visibility timeout
+        raise ValueError(
+            f"{owner} retry_delay must be at most {MAX_VISIBILITY} seconds, got {value!r}"
+        )
     return delay
 
 

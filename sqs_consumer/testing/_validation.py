@@ -153,7 +153,7 @@ def check_batch(entries: Collection[Mapping[str, Any]], request: str) -> None:
 def check_batch_size(entries: Iterable[Mapping[str, Any]]) -> None:
     size = sum(len(str(entry.get("MessageBody", "")).encode()) for entry in entries)
     if size > rules.MAX_MESSAGE_BYTES:
-        reason = f"Batch requests cannot be longer than 1048576 bytes. You have sent {size}."
+        reason = f"Batch requests cannot be longer than {rules.MAX_MESSAGE_BYTES} bytes. You have sent {size}."
         raise Fault("BatchRequestTooLong", reason)
 
 

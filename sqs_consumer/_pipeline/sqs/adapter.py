@@ -1,17 +1,16 @@
 """The SQS adapter: async access to a boto3-style client, the only code that calls it.
 
 Every call runs in a (daemon) worker thread through one dedicated `anyio.CapacityLimiter`,
-so SQS calls never compete with sync handlers for threads. Transient errors are retried here
-with jittered exponential backoff; fatal ones raise `SqsError` naming the call.
+so SQS calls never compete with sync handlers for threads. Transient errors are retried here,
+by the retry engine the producer uses too (`sqs_consumer/_retrying.py`: jittered exponential
+backoff, `errors.classify`); fatal ones raise `SqsError` naming the call.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -20,16 +19,20 @@ from typing import Any, Protocol
 import anyio
 import attrs
 
+from ..._retrying import Backoff, drive, drive_async, gave_up, retried
+from ..._sqs_rules import MAX_BATCH_ENTRIES
 from ...errors import ErrorKind, QueueCheckError, SqsError, classify, error_code
 from ...stats import Counters
 from ..deadlines import CALL_TIMEOUT
 from ..threads import DaemonThreads
 
-__all__ = ["QueueInfo", "Sqs", "SqsClient", "build_client", "check_queue"]
+__all__ = ["Backoff", "QueueInfo", "Sqs", "SqsClient", "build_client", "check_queue"]
 
 log = logging.getLogger("sqs_consumer")
 
 _RELEASE_ATTEMPTS = 4  # an abandoned poll's messages: released from its thread, retried
+_BACKOFF = Backoff()  # full jitter from 50 ms, doubling, at most 10 s
+_RELEASE_BACKOFF = Backoff(base=0.1, cap=1.0)
 _ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "AuthorizationError"})
 _REGION_IN_URL = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
@@ -113,18 +116,6 @@ def build_client(
     return client
 
 
-@attrs.frozen(kw_only=True)
-class Backoff:
-    """Full-jitter exponential backoff between retries of a transient failure."""
-
-    base: float = 0.05
-    cap: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number `attempt` (1-based)."""
-        return random.uniform(0, min(self.cap, self.base * 2 ** min(attempt, 30)))
-
-
 class Sqs:
     """Async access to one SQS client: threads through a dedicated limiter, retries, errors.
 
@@ -145,7 +136,7 @@ class Sqs:
         counters: Counters,
         threads: DaemonThreads,
         on_call: Callable[[str, float, str | None], None] | None = None,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = _BACKOFF,
     ) -> None:
         self.client = client
         self._limiter = limiter
@@ -225,23 +216,22 @@ class Sqs:
         may sleep between its few attempts, as the thread is its alone.
         """
         self._counters.received += len(raw)  # received, then released: the counts add up
-        for start in range(0, len(raw), 10):
-            chunk = raw[start : start + 10]
+        for start in range(0, len(raw), MAX_BATCH_ENTRIES):
+            chunk = raw[start : start + MAX_BATCH_ENTRIES]
             entries = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
                 for i, m in enumerate(chunk)
             ]
-            for attempt in range(_RELEASE_ATTEMPTS):
-                try:
-                    self.client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
-                    self._counters.released += len(chunk)
-                    break
-                except Exception as exc:  # they come back after their visibility timeout
-                    if attempt + 1 == _RELEASE_ATTEMPTS:
-                        ids = ", ".join(str(m.get("MessageId")) for m in chunk)
-                        log.warning("could not release messages %s after stop: %s", ids, exc)
-                    else:  # a throttle or a blip: this thread is ours alone, it may wait
-                        time.sleep(0.1 * 2**attempt * (0.5 + random.random()))
+            release = partial(
+                self.client.change_message_visibility_batch, QueueUrl=queue_url, Entries=entries
+            )
+            try:  # blocking sleeps between the tries: this thread is ours alone, it may wait
+                drive(retried(release, attempts=_RELEASE_ATTEMPTS, backoff=_RELEASE_BACKOFF))
+            except Exception as exc:  # they come back after their visibility timeout
+                ids = ", ".join(str(m.get("MessageId")) for m in chunk)
+                log.warning("could not release messages %s after stop: %s", ids, exc)
+            else:
+                self._counters.released += len(chunk)
 
     async def _retrying(
         self,
@@ -251,27 +241,26 @@ class Sqs:
         *,
         timeout: float | None = None,
     ) -> Any:
-        attempt = 0
-        while True:
+        def on_retry(exc: Exception, attempt: int) -> None:
+            self._counters.sqs_retries += 1
+            level = logging.WARNING if attempt >= 3 else logging.DEBUG
+            log.log(level, "SQS %s failed (%s), retry %d", operation, describe(exc), attempt)
+
+        async def observed(call: Callable[[], Any]) -> Any:
             started = anyio.current_time()
             try:
-                result = await self._attempt(function, timeout)
+                result = await self._attempt(call, timeout)
             except Exception as exc:
                 self._observe(operation, started, error_code(exc) or type(exc).__name__)
-                attempt += 1
-                if classify(exc) is ErrorKind.FATAL:
-                    raise SqsError(f"SQS {operation} failed: {describe(exc)}") from exc
-                if attempts is not None and attempt >= attempts:
-                    raise SqsError(
-                        f"SQS {operation} still failing after {attempt} attempts: {describe(exc)}"
-                    ) from exc
-                self._counters.sqs_retries += 1
-                level = logging.WARNING if attempt >= 3 else logging.DEBUG
-                log.log(level, "SQS %s failed (%s), retry %d", operation, describe(exc), attempt)
-                await anyio.sleep(self._backoff.delay(attempt))
-            else:
-                self._observe(operation, started, None)
-                return result
+                raise
+            self._observe(operation, started, None)
+            return result
+
+        plan = retried(function, attempts=attempts, backoff=self._backoff, on_retry=on_retry)
+        try:
+            return await drive_async(plan, observed)
+        except Exception as exc:
+            raise SqsError(f"SQS {operation} {gave_up(exc, attempts)}: {describe(exc)}") from exc
 
     async def _attempt(self, function: Callable[[], Any], timeout: float | None) -> Any:
         """One call in a thread; past `timeout` it is abandoned as a (transient) timeout, so a

@@ -1,0 +1,94 @@
+"""The one retry engine (sqs_consumer/_retrying.py) behind the SQS adapter, the producer and the
+DynamoDB lock store: which errors are retried, how often, with what pauses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from sqs_consumer import _retrying
+from sqs_consumer._pipeline import sqs as adapter
+from sqs_consumer._retrying import Backoff, drive, drive_async, gave_up, retried
+from sqs_consumer.locks import dynamodb
+from sqs_consumer.producer import _sending
+
+pytestmark = pytest.mark.anyio
+
+
+def _error(code: str, status: int = 400) -> ClientError:
+    response: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, "SendMessage")
+
+
+class _Flaky:
+    """Fails with each of `errors` in turn, then returns "ok"; counts its calls."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ok"
+
+
+NO_WAIT = Backoff(base=0.0)
+
+
+def test_transient_errors_are_retried_with_a_pause_and_a_notice() -> None:
+    call = _Flaky(_error("Throttling"), EndpointConnectionError(endpoint_url="http://127.0.0.1"))
+    notices: list[tuple[str, int]] = []
+    plan = retried(
+        call,
+        attempts=3,
+        backoff=NO_WAIT,
+        on_retry=lambda e, n: notices.append((type(e).__name__, n)),
+    )
+    assert drive(plan) == "ok"
+    assert call.calls == 3
+    assert notices == [("ClientError", 1), ("EndpointConnectionError", 2)]
+
+
+def test_a_fatal_error_is_raised_at_once() -> None:
+    call = _Flaky(_error("AccessDenied"))
+    with pytest.raises(ClientError) as raised:
+        drive(retried(call, attempts=5, backoff=NO_WAIT))
+    assert call.calls == 1
+    assert gave_up(raised.value, 5) == "failed"
+
+
+def test_transient_errors_give_up_after_the_attempts() -> None:
+    call = _Flaky(*[_error("InternalError", 500)] * 5)
+    with pytest.raises(ClientError) as raised:
+        drive(retried(call, attempts=3, backoff=NO_WAIT))
+    assert call.calls == 3
+    assert gave_up(raised.value, 3) == "still failing after 3 attempts"
+
+
+async def test_the_async_driver_runs_the_same_plan_through_its_runner() -> None:
+    call = _Flaky(_error("ServiceUnavailable", 503))
+    ran: list[object] = []
+
+    async def run(step: Any) -> Any:
+        ran.append(step)
+        return step()
+
+    assert await drive_async(retried(call, attempts=2, backoff=NO_WAIT), run) == "ok"
+    assert len(ran) == call.calls == 2
+
+
+def test_pauses_are_full_jitter_capped() -> None:
+    backoff = Backoff(base=0.05, cap=0.3)
+    draws = [backoff.delay(3) for _ in range(200)]
+    assert all(0 <= d <= 0.3 for d in draws) and len(set(draws)) > 100
+
+
+def test_adapter_producer_and_lock_store_share_the_engine() -> None:
+    """One Backoff, one plan: no second retry loop to drift from this one."""
+    assert adapter.Backoff is dynamodb.Backoff is _retrying.Backoff
+    assert isinstance(_sending.BACKOFF, _retrying.Backoff)
+    assert _sending.retried is adapter.adapter.retried is dynamodb.retried is retried
