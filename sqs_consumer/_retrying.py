@@ -36,15 +36,23 @@ or a float, seconds to sleep; returns the plan's result."""
 
 @attrs.frozen(kw_only=True)
 class Backoff:
-    """Full-jitter exponential backoff between retries of a transient failure."""
+    """Jittered exponential backoff between retries of a transient failure.
+
+    `floor` is the share of each step always waited: 0 is full jitter; above 0 a run of
+    retries is sure to span at least that share of the steps' sum (a throttle that lasts a
+    second or so is outlived, not given up on).
+    """
 
     base: float = 0.05
     cap: float = 10.0
+    floor: float = 0.0
 
     def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number `attempt` (1-based): at random, up to
-        `base * 2 ** attempt` (at most `cap`), so callers that failed together spread out."""
-        return random.uniform(0, min(self.cap, self.base * 2 ** min(attempt, 30)))
+        """Seconds to wait before retry number `attempt` (1-based): at random, between
+        `floor` and all of `base * 2 ** attempt` (at most `cap`), so callers that failed
+        together spread out."""
+        step = min(self.cap, self.base * 2 ** min(attempt, 30))
+        return random.uniform(self.floor * step, step)
 
 
 def retried(
@@ -53,6 +61,7 @@ def retried(
     attempts: int | None,
     backoff: Backoff,
     on_retry: Callable[[Exception, int], None] | None = None,
+    fatal: Callable[[Exception], bool] | None = None,
 ) -> Plan[T]:
     """A plan: `call`, tried again after a backoff while it fails transiently.
 
@@ -61,6 +70,8 @@ def retried(
         attempts: give up after this many tries (None: retry transient errors forever).
         backoff: the delays between tries.
         on_retry: told of each transient failure that will be retried, with its number.
+        fatal: which errors end the plan at once; by default those `errors.classify` calls
+            fatal (a best-effort call may retry every error instead: `lambda exc: False`).
 
     Raises:
         Exception: the call's error, once it is fatal or `attempts` ran out (`gave_up` says which).
@@ -71,7 +82,8 @@ def retried(
             return cast(T, (yield call))
         except Exception as exc:
             attempt += 1
-            if classify(exc) is ErrorKind.FATAL or (attempts is not None and attempt >= attempts):
+            final = classify(exc) is ErrorKind.FATAL if fatal is None else fatal(exc)
+            if final or (attempts is not None and attempt >= attempts):
                 raise
             if on_retry is not None:
                 on_retry(exc, attempt)

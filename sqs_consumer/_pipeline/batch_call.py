@@ -49,8 +49,10 @@ __all__ = ["FINAL_CODES", "BatchStage", "EntryRetry", "batch_call"]
 # Per-entry codes that retrying cannot fix: the receipt handle is no longer ours.
 FINAL_CODES = frozenset({"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"})
 
-# Full jitter: U(0, 0.1 * 2**round), the mean of which is the old fixed 0.05 * 2**round.
-_ENTRY_BACKOFF = Backoff(base=0.1, cap=2.0)
+# U(0.05, 0.075) * 2**round: never less than the fixed 0.05 * 2**round the stages waited
+# before they shared this loop (four rounds span at least 1.5 s, so a throttle of a second or
+# so is outlived), with jitter above it so that stages refused together spread out.
+_ENTRY_BACKOFF = Backoff(base=0.075, cap=2.0, floor=2 / 3)
 
 
 @attrs.frozen(kw_only=True)

@@ -32,7 +32,7 @@ log = logging.getLogger("sqs_consumer")
 
 _RELEASE_ATTEMPTS = 4  # an abandoned poll's messages: released from its thread, retried
 _BACKOFF = Backoff()  # full jitter from 50 ms, doubling, at most 10 s
-_RELEASE_BACKOFF = Backoff(base=0.1, cap=1.0)
+_RELEASE_BACKOFF = Backoff(base=0.15, cap=1.0, floor=1 / 3)  # 0.1 * 2**n * U(0.5, 1.5), as before
 _ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "AuthorizationError"})
 _REGION_IN_URL = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
@@ -226,7 +226,15 @@ class Sqs:
                 self.client.change_message_visibility_batch, QueueUrl=queue_url, Entries=entries
             )
             try:  # blocking sleeps between the tries: this thread is ours alone, it may wait
-                drive(retried(release, attempts=_RELEASE_ATTEMPTS, backoff=_RELEASE_BACKOFF))
+                # Best effort, so every error is tried again (not only transient ones):
+                # whatever does not get through waits out its visibility timeout.
+                plan = retried(
+                    release,
+                    attempts=_RELEASE_ATTEMPTS,
+                    backoff=_RELEASE_BACKOFF,
+                    fatal=lambda exc: False,
+                )
+                drive(plan)
             except Exception as exc:  # they come back after their visibility timeout
                 ids = ", ".join(str(m.get("MessageId")) for m in chunk)
                 log.warning("could not release messages %s after stop: %s", ids, exc)
@@ -272,8 +280,14 @@ class Sqs:
         raise TimeoutError(f"no answer within {timeout:g} s (the call is abandoned)")
 
     def _observe(self, operation: str, started: float, error: str | None) -> None:
-        if self._on_call is not None:
+        if self._on_call is None:
+            return
+        try:
             self._on_call(operation, anyio.current_time() - started, error)
+        except Exception:
+            # Our own observer (telemetry, health): its bug must not turn a call that
+            # succeeded into a retry (a receive retried would drop what it received).
+            log.exception("recording SQS %s failed", operation)
 
 
 class _ReceiveBox:
