@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-import anyio.lowlevel
 import pytest
 
 from sqs_consumer import Consumer, ConsumerOptions, LambdaHandler, Message, Router
