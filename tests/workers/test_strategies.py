@@ -155,6 +155,7 @@ async def test_pool_retires_only_after_idle_timeout_of_clock_time() -> None:
     gate.open.set()
     async with anyio.create_task_group() as tg:
         await tg.start(pool.serve)
+        await wait_for(lambda: clock.next_wake() == 10)  # the janitor's first round is set
         clock.advance(5)
         await pool.submit(gate.job)
         await wait_for(lambda: pool.stats().idle_workers == 1)  # idle since 5
