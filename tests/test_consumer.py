@@ -114,7 +114,7 @@ async def test_slow_handlers_hold_no_more_than_concurrency(queue: QueueEnv, work
     def handle(message: Message) -> None:
         seen.enter(message)
         held.append(consumer.stats().in_flight)
-        time.sleep(0.05)
+        time.sleep(0.05)  # the behaviour under test: a slow sync handler
         seen.leave()
 
     consumer = Consumer(handle, queue.options(worker=worker, concurrency=2, prefetch=0))

@@ -77,7 +77,7 @@ async def test_long_handler_outlives_a_short_visibility_timeout(queue: QueueEnv)
 
     async def handle(message: Message) -> None:
         calls.append(message.message_id)
-        await anyio.sleep(6)
+        await anyio.sleep(6)  # the behaviour under test: a handler three leases long
 
     consumer = Consumer(handle, queue.options(visibility_timeout=2, concurrency=2))
     async with running(consumer):
@@ -93,7 +93,7 @@ async def test_timed_out_async_handler_fails_and_is_not_deleted(queue: QueueEnv)
 
     async def handle(message: Message) -> None:
         try:
-            await anyio.sleep(30)
+            await anyio.sleep_forever()
         finally:
             cancelled.set()
 

@@ -186,10 +186,10 @@ async def _await_a_cancelled_task() -> None:
     if _on_asyncio():
 
         async def other() -> None:
-            await anyio.sleep(10)
+            await anyio.sleep_forever()
 
         task = asyncio.ensure_future(other())
-        await asyncio.sleep(0)
+        await anyio.lowlevel.checkpoint()  # one turn: the task is running when cancelled
         task.cancel()
         await task  # raises asyncio.CancelledError in the handler
     raise asyncio.CancelledError()  # trio: the same exception, raised by library code
@@ -256,7 +256,7 @@ async def test_handler_timeout_is_still_a_timeout(caplog: pytest.LogCaptureFixtu
 
     async def handler(message: Message) -> None:
         if message.receive_count == 1:
-            await anyio.sleep(30)
+            await anyio.sleep_forever()
 
     consumer = Consumer(handler, options(sqs, url, handler_timeout=0.2, retry=NoDelay()))
     with caplog.at_level(logging.WARNING, logger="sqs_consumer"):
@@ -288,6 +288,7 @@ def _one_cycle(rng: random.Random, worker: str, sync: bool, where: str, backend:
         if where == "inside" and count >= stop_after:
             consumer.stop()
 
+    # The handlers' work: random lengths, so stop() lands at random points of the flow.
     def sync_handler(message: Message) -> None:
         time.sleep(pauses[int(message.body[1:])])
         note(message)
@@ -366,7 +367,7 @@ async def test_a_timed_out_sync_batch_handler_keeps_its_slot() -> None:
 
     def handler(messages: list[Message]) -> None:
         with gauge:
-            time.sleep(0.25)
+            time.sleep(0.25)  # the behaviour under test: a sync handler past its timeout
 
     consumer = Consumer(
         handler,
@@ -393,7 +394,7 @@ async def test_sync_router_routes_run_in_our_threads_under_the_limit() -> None:
     @router.route("created")
     def created(message: Message) -> None:
         with gauge:
-            time.sleep(0.25)
+            time.sleep(0.25)  # the behaviour under test: a sync handler past its timeout
 
     consumer = Consumer(router, options(sqs, url, concurrency=2, handler_timeout=0.05))
     async with running(consumer):
@@ -409,7 +410,7 @@ async def test_sync_lambda_functions_run_in_our_threads_under_the_limit() -> Non
 
     def lambda_function(event: dict[str, Any], context: Any) -> None:
         with gauge:
-            time.sleep(0.25)
+            time.sleep(0.25)  # the behaviour under test: a sync handler past its timeout
 
     consumer = Consumer(
         LambdaHandler(lambda_function),
@@ -636,7 +637,7 @@ async def test_repeated_stop_from_handlers_stays_graceful() -> None:
     async def handler(message: Message) -> None:
         begun.append(message.body)
         consumer.stop()  # every handler says "we are done"
-        await anyio.sleep(0.3)
+        await anyio.sleep(0.3)  # the handler's work, which the stop must let finish
         finished.append(message.body)
 
     consumer = Consumer(handler, options(sqs, url, concurrency=4, shutdown_timeout=10))
@@ -683,7 +684,7 @@ def test_a_base_exception_comes_out_of_start_unwrapped(
     async def async_handler(message: Message) -> None:
         if arrive(message):
             raise error()
-        await anyio.sleep(30)
+        await anyio.sleep_forever()
 
     handler = sync_handler if flavour == "sync" else async_handler
     consumer = Consumer(handler, options(sqs, url, concurrency=3))

@@ -62,7 +62,7 @@ async def test_handlers_past_shutdown_timeout_are_cancelled_and_released(queue: 
 
     async def handle(message: Message) -> None:
         running.append(message.body)
-        await anyio.sleep(60)
+        await anyio.sleep_forever()
 
     consumer = Consumer(handle, queue.options(concurrency=2, shutdown_timeout=0.2))
     async with anyio.create_task_group() as tg:
@@ -128,7 +128,9 @@ def test_second_signal_forces_a_fast_exit(
     process = _spawn(moto_endpoint, url, out, 60.0, shutdown=60)
     wait_until(lambda: len(_lines(Path(str(out) + ".started"))) == 1, timeout=20)
     process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    # The first must be handled before the second is sent: two pending SIGTERMs are one.
+    log = Path(str(out) + ".log")
+    wait_until(lambda: "shutting down gracefully" in log.read_text(), timeout=10)
     began = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=10)

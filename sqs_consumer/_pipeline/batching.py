@@ -27,7 +27,11 @@ class Batcher(Generic[T]):
         size: the most items per batch.
         interval: seconds an item may wait for the batch to fill.
         max_sends: concurrent `send` calls.
-        clock: the time source (seconds).
+        clock: the time source (seconds) the interval is measured on.
+        sleep: waits that many seconds of `clock` time. None (the default) waits on the
+            event loop's clock, which is right for any real-time `clock`; a test that
+            drives a fake `clock` passes the sleep that follows it, so an interval passes
+            when the test moves that clock, not after real time.
         shield: the scope each send runs in: shielded from cancellation, so items that
             left the queue reach SQS, but ending at the shutdown's deadline (a hanging
             client must not hold the shutdown). What it cuts short is kept in `unsent()`.
@@ -41,6 +45,7 @@ class Batcher(Generic[T]):
         interval: float,
         max_sends: int = 8,
         clock: Callable[[], float] = anyio.current_time,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
         shield: Callable[[], AbstractContextManager[anyio.CancelScope]] | None = None,
     ) -> None:
         self._send = send
@@ -50,6 +55,7 @@ class Batcher(Generic[T]):
         self._size = size
         self._interval = interval
         self._clock = clock
+        self._sleep = sleep
         self._sends = anyio.Semaphore(max_sends)
         self._pending: list[T] = []
         self._oldest = 0.0  # clock time the oldest pending item arrived
@@ -134,13 +140,25 @@ class Batcher(Generic[T]):
             await self._wait(full_only=True, timeout=remaining)
 
     async def _wait(self, *, full_only: bool, timeout: float | None) -> None:
-        self._wake = anyio.Event()
+        wake = self._wake = anyio.Event()
         self._wake_when_full_only = full_only
         try:
-            with anyio.move_on_after(timeout):
-                await self._wake.wait()
+            if timeout is None or self._sleep is None:
+                # The default: a deadline on the loop's clock costs no task per batch.
+                with anyio.move_on_after(timeout):
+                    await wake.wait()
+            else:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._alarm, wake, timeout)
+                    await wake.wait()
+                    tg.cancel_scope.cancel()
         finally:
             self._wake = None
+
+    async def _alarm(self, wake: anyio.Event, timeout: float) -> None:
+        assert self._sleep is not None
+        await self._sleep(timeout)
+        wake.set()
 
     async def _send_one(self, batch: list[T]) -> None:
         self._sending[id(batch)] = batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.lowlevel
@@ -48,6 +48,10 @@ class ElasticPool:
         waiting_room_size: jobs that may wait for a worker; None means `max_workers`.
         clock: the time source (seconds), injectable for tests; read once per idle period,
             so it is a plain monotonic clock rather than the (costlier) event loop's.
+        sleep: how the janitor waits `idle_timeout` between its rounds, in `clock` time.
+            The default, `anyio.sleep`, waits real time, as `time.monotonic` counts it; a
+            test that drives a fake `clock` passes the sleep that follows it, so workers
+            retire when the test moves that clock, not after real time.
 
     Raises:
         ValueError: a bound is out of range.
@@ -61,6 +65,7 @@ class ElasticPool:
         idle_timeout: float = 10.0,
         waiting_room_size: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
     ) -> None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(
@@ -77,6 +82,7 @@ class ElasticPool:
         self._min = min_workers
         self._idle_timeout = idle_timeout
         self._clock = clock
+        self._sleep = sleep
         self._room: WaitingRoom[Job] = WaitingRoom(waiting_room_size or max_workers)
         self._live = 0
         self._busy = 0
@@ -196,7 +202,7 @@ class ElasticPool:
     async def _retire_idle(self, scope: anyio.CancelScope) -> None:
         with scope:
             while True:
-                await anyio.sleep(self._idle_timeout)
+                await self._sleep(self._idle_timeout)
                 if self._live <= self._min or not self._idle:
                     continue
                 oldest = self._idle[0]

@@ -108,7 +108,7 @@ class TestExecHandler:
             child = subprocess.Popen([sys.executable, "-c",
                 "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
             open({str(tmp_path / "pid")!r}, "w").write(str(child.pid))
-            time.sleep(60)
+            time.sleep(60)  # both outlive the timeout unless the group is killed
         """)  # fmt: skip
         handler = ExecHandler([sys.executable, "-c", script], timeout=1.0)
         with pytest.raises(ExecError, match="its process group was killed"):

@@ -99,7 +99,7 @@ def test_a_crashed_child_is_restarted_and_a_clean_drain_exits_0(tmp_path: Path) 
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         open({str(tmp_path / "ready")!r}, "w").close()
         while True:
-            time.sleep(0.05)
+            signal.pause()  # until SIGTERM
     """)
     command = [sys.executable, "-c", script]
     supervisor = Supervisor([], 1, OPTIONS, command=command, backoff_first=0.01)
@@ -124,7 +124,7 @@ def test_signals_are_forwarded_to_every_child(tmp_path: Path) -> None:
         signal.signal(signal.SIGTERM, on_term)
         open({str(tmp_path)!r} + f"/ready-{{os.getpid()}}", "w").close()
         while True:
-            time.sleep(0.05)
+            signal.pause()  # until SIGTERM
     """)
     supervisor = Supervisor([], 3, OPTIONS, command=[sys.executable, "-c", script])
     before = signal.getsignal(signal.SIGTERM)

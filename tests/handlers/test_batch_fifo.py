@@ -143,7 +143,7 @@ async def test_fifo_groups_stay_in_order_with_no_overlap_after_a_failure(fifo: Q
             active[group] = active.get(group, 0) + 1
             overlap = overlap or active[group] > 1
             parallel_groups = max(parallel_groups, sum(1 for v in active.values() if v))
-        await anyio.sleep(0.01)
+        await anyio.sleep(0.01)  # the handler's work: long enough for a wrong overlap to show
         with lock:
             active[group] -= 1
         if message.body == "g1-05" and not failed_once:

@@ -198,7 +198,7 @@ class TestLogFailures:
         caplog.set_level(logging.INFO, logger=LOGGER)
 
         async def slow(message: Message) -> None:
-            await anyio.sleep(0.05)
+            await anyio.sleep(0.05)  # the time under test
             raise RuntimeError("late")
 
         await handle(slow, [log_failures()], message)

@@ -110,7 +110,7 @@ async def test_auto_prefetch_gives_slow_handlers_almost_none() -> None:
     async def handle(message: Message) -> None:
         if consumer.stats().succeeded >= 6:  # measured by now
             extra.append(consumer.stats().prefetched)
-        await anyio.sleep(0.1)
+        await anyio.sleep(0.1)  # the behaviour under test: a slow handler
 
     consumer = Consumer(handle, env.options(concurrency=2))
     async with running(consumer):

@@ -85,7 +85,7 @@ class SlowExtensions:
         timeout = call.params["Entries"][0]["VisibilityTimeout"]
         if timeout == self.extension:
             self.extending.set()
-            time.sleep(0.6)
+            time.sleep(0.6)  # an extension in flight long enough for a failure to meet it
         try:
             return call.proceed()
         finally:

@@ -1,4 +1,5 @@
-"""Settling never crashes the consumer: broken retry policies, unprintable errors, logging."""
+"""Settling: each outcome routed to its stage, and never a crash (broken retry policies,
+unprintable errors, logging)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from opentelemetry.trace import StatusCode
 
 from sqs_consumer import Consumer, Message
 from sqs_consumer._pipeline.deadletter import ERROR_ATTRIBUTE
+from sqs_consumer._pipeline.outcome import ACK, DISCARDED, Fail
 from sqs_consumer._pipeline.saferepr import safe_repr, safe_str
+from sqs_consumer._pipeline.settle import Settled
 from sqs_consumer.observability.telemetry import Telemetry
-from sqs_consumer.testing import MemorySQS
+from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
+from tests.pipeline.stages import receive, settling_stages
 
 pytestmark = pytest.mark.anyio
 
@@ -202,3 +206,83 @@ def test_safe_repr_and_safe_str() -> None:
     expected = "<Unprintable object (repr failed: ValueError: no repr for you)>"
     assert safe_repr(Unprintable()) == expected
     assert safe_str(Unprintable()) == expected
+
+
+class TestRouting:
+    """The Settler sends each outcome to the stage that makes it true on the queue."""
+
+    async def test_an_ack_is_deleted_and_a_discard_counted_apart(self) -> None:
+        async with settling_stages() as kit:
+            kit.memory.send_message_batch(
+                QueueUrl=kit.url,
+                Entries=[{"Id": b, "MessageBody": b} for b in ("ok", "drop")],
+            )
+            ok, drop = sorted(receive(kit.memory, kit.url), key=lambda m: m.body != "ok")
+            assert await kit.settler.settle(ok, ACK) == Settled(kept=False)
+            assert await kit.settler.settle(drop, DISCARDED) == Settled(kept=False)
+        assert (kit.counters.succeeded, kit.counters.discarded, kit.counters.deleted) == (1, 1, 2)
+        assert sum(kit.counts().values()) == 0
+
+    async def test_a_failure_with_a_delay_is_retried_after_it(self) -> None:
+        """Fail(delay=2.5): the visibility becomes 3 s (rounded up), the message is kept."""
+        clock = [0.0]
+        memory = MemorySQS(clock=lambda: clock[0])
+        async with settling_stages(memory=memory) as kit:
+            memory.send_message(QueueUrl=kit.url, MessageBody="later")
+            (message,) = receive(memory, kit.url)
+            settled = await kit.settler.settle(message, Fail(RuntimeError("x"), delay=2.5))
+            assert settled == Settled(kept=True, delay=3)
+        assert kit.counters.failed == 1 and kit.counters.retried == 1
+        clock[0] = 2.9
+        assert kit.counts()["visible"] == 0  # not back early
+        clock[0] = 3.0
+        assert kit.counts()["visible"] == 1
+
+    async def test_a_retry_policy_sets_the_delay(self) -> None:
+        """Without Fail.delay the policy decides, from the receive count."""
+        async with settling_stages(retry=ReturningPolicy(7)) as kit:
+            kit.memory.send_message(QueueUrl=kit.url, MessageBody="x")
+            (message,) = receive(kit.memory, kit.url)
+            assert await kit.settler.settle(message, Fail(None)) == Settled(kept=True, delay=7)
+
+    async def test_without_a_policy_the_visibility_timeout_decides(self) -> None:
+        """No retry policy and no delay: no visibility change at all (delay None)."""
+        changes: list[str] = []
+
+        def hook(call: SQSCall) -> None:
+            changes.append(call.operation)
+
+        async with settling_stages(hook=hook) as kit:
+            kit.memory.send_message(QueueUrl=kit.url, MessageBody="x")
+            (message,) = receive(kit.memory, kit.url)
+            assert await kit.settler.settle(message, Fail(None)) == Settled(kept=True)
+        assert "ChangeMessageVisibilityBatch" not in changes
+        assert kit.counters.retried == 0 and kit.counts()["in_flight"] == 1
+
+    async def test_the_last_receive_goes_to_the_dlq_then_is_deleted(self) -> None:
+        memory = MemorySQS()
+        dlq = memory.create_queue(QueueName=unique_name("dlq"))["QueueUrl"]
+        async with settling_stages(memory=memory, dead_letter=(dlq, 1)) as kit:
+            memory.send_message(QueueUrl=kit.url, MessageBody="poison")
+            (message,) = receive(memory, kit.url)
+            settled = await kit.settler.settle(message, Fail(ValueError("bad")))
+            assert settled == Settled(kept=False)
+        assert kit.counters.dead_lettered == 1 and kit.counters.deleted == 1
+        assert memory.all_messages(dlq) == ["poison"] and memory.all_messages(kit.url) == []
+
+    async def test_a_dlq_send_that_fails_keeps_the_message(self) -> None:
+        """Not in the DLQ, so not deleted: it comes back (at-least-once)."""
+
+        def deny(call: SQSCall) -> None:
+            if call.operation == "SendMessage" and call.params["QueueUrl"] == dlq:
+                raise call.error("AccessDenied", status=403)
+
+        memory = MemorySQS(hook=deny)
+        dlq = memory.create_queue(QueueName=unique_name("dlq"))["QueueUrl"]
+        async with settling_stages(memory=memory, dead_letter=(dlq, 1)) as kit:
+            memory.send_message(QueueUrl=kit.url, MessageBody="poison")
+            (message,) = receive(memory, kit.url)
+            settled = await kit.settler.settle(message, Fail(ValueError("bad")))
+            assert settled.kept
+        assert kit.counters.dead_lettered == 0 and kit.counters.deleted == 0
+        assert memory.all_messages(kit.url) == ["poison"]

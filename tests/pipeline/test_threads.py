@@ -64,7 +64,7 @@ async def test_limiter_bounds_concurrent_calls() -> None:
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.02)
+        time.sleep(0.02)  # the call's work: long enough for the others to pile up on the limit
         with lock:
             running -= 1
 

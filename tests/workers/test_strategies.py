@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from sqs_consumer.workers import ElasticPool, SemaphoreWorker, Worker
-from tests.helpers import wait_for
+from tests.helpers import FakeClock, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +82,7 @@ class TestProtocol:
         finished = []
 
         async def job() -> None:
-            await anyio.sleep(0.05)
+            await anyio.sleep(0.05)  # the job's own work, which aclose() must wait out
             finished.append(1)
 
         async with anyio.create_task_group() as tg:
@@ -124,8 +124,10 @@ async def test_pool_spawns_only_when_no_worker_is_idle() -> None:
 
 
 async def test_pool_retires_idle_workers_one_by_one_down_to_min() -> None:
-    """Idle workers retire one per idle_timeout tick, never below min_workers."""
-    pool = ElasticPool(4, min_workers=1, idle_timeout=0.05)
+    """Idle workers retire one per idle_timeout tick of the pool's clock, never below
+    min_workers (the clock and the janitor's sleep are injected: no real waiting)."""
+    clock = FakeClock()
+    pool = ElasticPool(4, min_workers=1, idle_timeout=10, clock=clock, sleep=clock.sleep)
     gate = Gate()
     async with anyio.create_task_group() as tg:
         await tg.start(pool.serve)
@@ -134,30 +136,34 @@ async def test_pool_retires_idle_workers_one_by_one_down_to_min() -> None:
         await wait_for(lambda: gate.running == 4)
         assert pool.stats().workers == 4
         gate.open.set()
-        seen = []
-        with anyio.fail_after(5):
-            while not seen or seen[-1] > 1:
-                workers = pool.stats().workers
-                if not seen or seen[-1] != workers:
-                    seen.append(workers)
-                await anyio.sleep(0.002)
-        assert seen == [4, 3, 2, 1]  # one at a time, every count observed
-        await anyio.sleep(0.2)  # several more ticks: min_workers stays
-        assert pool.stats().workers == 1
+        await wait_for(lambda: pool.stats().idle_workers == 4 and clock.next_wake() == 10)
+        seen = [pool.stats().workers]
+        for tick in range(1, 7):
+            clock.advance(10)
+            await wait_for(lambda tick=tick: clock.next_wake() == 10 * (tick + 1))
+            seen.append(pool.stats().workers)
+        assert seen == [4, 3, 2, 1, 1, 1, 1]  # one a tick, then min_workers stays
         await pool.aclose(1)
 
 
-async def test_pool_frozen_clock_keeps_idle_workers() -> None:
-    """A worker retires only after idle_timeout of clock time (the clock is injectable)."""
-    pool = ElasticPool(2, idle_timeout=0.02, clock=lambda: 0.0)
+async def test_pool_retires_only_after_idle_timeout_of_clock_time() -> None:
+    """A worker that went idle mid-tick survives that tick and retires at the next: the
+    janitor compares the injected clock, and sleeps on it."""
+    clock = FakeClock()
+    pool = ElasticPool(2, idle_timeout=10, clock=clock, sleep=clock.sleep)
     gate = Gate()
     gate.open.set()
     async with anyio.create_task_group() as tg:
         await tg.start(pool.serve)
+        await wait_for(lambda: clock.next_wake() == 10)  # the janitor's first round is set
+        clock.advance(5)
         await pool.submit(gate.job)
-        await wait_for(lambda: pool.stats().idle_workers == 1)
-        await anyio.sleep(0.2)  # ten ticks, but no clock time has passed
+        await wait_for(lambda: pool.stats().idle_workers == 1)  # idle since 5
+        clock.advance(5)  # the janitor's round at 10: idle 5 s only
+        await wait_for(lambda: clock.next_wake() == 20)
         assert pool.stats().workers == 1
+        clock.advance(10)  # the round at 20: idle 15 s
+        await wait_for(lambda: pool.stats().workers == 0, timeout=2)
         await pool.aclose(1)
 
 

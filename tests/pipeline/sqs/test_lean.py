@@ -215,7 +215,7 @@ class _Server:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 server.peers.append(self.client_address[1])
                 if server.stall.is_set():
-                    time.sleep(2)
+                    time.sleep(2)  # a hung server: silent past the client's read timeout
                     return
                 status, body = server.answer
                 self.send_response(status)
