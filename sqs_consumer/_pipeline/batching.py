@@ -66,6 +66,8 @@ class Batcher(Generic[T]):
         self._outstanding = 0  # items queued or being sent
         self._sent: anyio.Event | None = None  # set when a send completes
         self._done: anyio.Event | None = None
+        self.on_sent: Callable[[], None] | None = None
+        """Called after each send completes (`outstanding()` has dropped by its items)."""
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -176,6 +178,8 @@ class Batcher(Generic[T]):
             if self._sent is not None:
                 self._sent.set()
                 self._sent = None
+            if self.on_sent is not None:
+                self.on_sent()
 
     async def drain_here(self) -> None:
         """Send everything queued from the calling task (when `run()` has been cancelled)."""

@@ -81,6 +81,10 @@ class Harvester(BatchStage):
         """Return when the next DeleteMessageBatch call completes."""
         await self._batcher.wait_sent()
 
+    def on_confirmed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every DeleteMessageBatch call completes."""
+        self._batcher.on_sent = callback
+
     def ack(self, receipt_handle: str, message_id: str = "?") -> None:
         """Queue a message for deletion (never blocks)."""
         self._batcher.put_nowait((receipt_handle, message_id))

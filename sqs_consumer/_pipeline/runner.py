@@ -44,6 +44,10 @@ class Acks(Protocol):
         """Return when the next delete call completes."""
         ...
 
+    def on_confirmed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every delete call completes."""
+        ...
+
 
 class SqsRunner:
     """Long-poll the queue and hand each message to the worker as a job.
@@ -148,7 +152,11 @@ class SqsRunner:
         # there is room worth a receive (a settle per message would otherwise wake them all).
         self._waiting: deque[anyio.Event] = deque()
         self._woken = False  # a loop was woken and has not looked yet: wake no other
+        # Room grows when a held message settles, when a receive answers, and when deletes
+        # are confirmed (past `unconfirmed_limit` nothing else is free): each of them wakes
+        # a waiting loop, or one can wait with room free and nothing left to wake it.
         leases.on_removed = self._room_changed
+        acks.on_confirmed(self._room_changed)
         self._tg: TaskGroup | None = None
         self._stopping = False
         self._done = anyio.Event()

@@ -13,6 +13,7 @@ from sqs_consumer import Consumer, Message, QueueCheckError
 from sqs_consumer.testing import MemorySQS, SQSCall
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
+from tests.pipeline.stages import receive, settling_stages
 
 pytestmark = pytest.mark.anyio
 
@@ -185,3 +186,27 @@ async def test_unreachable_endpoint_fails_run_within_seconds() -> None:
     with pytest.raises(QueueCheckError, match="connect"):
         await Consumer(lambda m: None, options).run()
     assert time.monotonic() - started < 10
+
+
+async def test_the_harvester_tells_when_sqs_has_confirmed_deletes() -> None:
+    """The runner's cue that room is free again past the unconfirmed bound: called after
+    each DeleteMessageBatch, once outstanding() has dropped by its entries."""
+    async with settling_stages() as kit:
+        kit.memory.send_message_batch(
+            QueueUrl=kit.url, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(3)]
+        )
+        seen: list[int] = []
+        confirmed = anyio.Event()
+
+        def on_confirmed() -> None:
+            seen.append(kit.harvester.outstanding())
+            confirmed.set()
+
+        kit.harvester.on_confirmed(on_confirmed)
+        for message in receive(kit.memory, kit.url):
+            kit.harvester.ack(message.receipt_handle, message.message_id)
+        assert kit.harvester.outstanding() == 3
+        kit.harvester.flush_nowait()
+        await confirmed.wait()
+        assert seen == [0]
+        assert kit.counts()["in_flight"] == 0

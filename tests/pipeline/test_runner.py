@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 import pytest
 
 from sqs_consumer import Consumer, Message
+from sqs_consumer._pipeline.flow import Feed, Prefetch
+from sqs_consumer._pipeline.leases import Lease, Leases
+from sqs_consumer._pipeline.runner import SqsRunner
+from sqs_consumer.observability.telemetry import Telemetry
+from sqs_consumer.stats import Counters
 from sqs_consumer.testing import MemorySQS, SQSCall
+from sqs_consumer.workers import SemaphoreWorker
 from tests.conftest import QueueEnv, unique_name
 from tests.helpers import running, wait_for
+from tests.pipeline.stages import adapter, make_queue
 
 pytestmark = pytest.mark.anyio
 
@@ -163,3 +172,90 @@ async def test_the_opening_short_polls_end_on_an_empty_queue_leaving_one_long_po
         await wait_for(lambda: consumer.stats().pollers == 1)
         stats = consumer.stats()
         assert (stats.receives, stats.received) == (3, 0)  # the long poll is still out
+
+
+class HeldDeletes:
+    """The harvester as the runner sees it, with the unconfirmed count set by the test."""
+
+    def __init__(self) -> None:
+        self.unconfirmed = 0
+        self._confirmed: list[Callable[[], None]] = []
+        self._sent = anyio.Event()
+
+    def outstanding(self) -> int:
+        return self.unconfirmed
+
+    def flush_nowait(self) -> None:
+        pass
+
+    async def wait_deleted(self) -> None:
+        await self._sent.wait()
+
+    def on_confirmed(self, callback: Callable[[], None]) -> None:
+        self._confirmed.append(callback)
+
+    def confirm_all(self) -> None:
+        """SQS confirms every delete: what a completed DeleteMessageBatch does."""
+        self.unconfirmed = 0
+        self._sent.set()
+        self._sent = anyio.Event()
+        for callback in self._confirmed:
+            callback()
+
+
+async def test_a_loop_waiting_for_room_wakes_when_deletes_are_confirmed() -> None:
+    """Held messages settle while the unconfirmed deletes are at their bound (no room then),
+    and the loop that waited for room must wake once SQS confirms the deletes; otherwise it
+    waits with every slot free and nothing left to wake it (a consumer that stops)."""
+    memory = MemorySQS()
+    url = make_queue(memory)
+    memory.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(10)]
+    )
+    leases = Leases()
+    held: list[Lease] = []
+    received = anyio.Event()
+
+    async def dispatch(messages: list[Message], received_at: float) -> None:
+        held.extend(leases.add(m, 30, received_at) for m in messages)
+        received.set()
+
+    deletes = HeldDeletes()
+    worker = SemaphoreWorker(2)
+    runner = SqsRunner(
+        adapter(memory),
+        worker,
+        deletes,
+        queue_url=url,
+        dispatch=dispatch,
+        leases=leases,
+        limit=2,
+        prefetch=Prefetch(2, concurrency=2, done=lambda: leases.finished, initial=2),
+        feed=Feed(worker),
+        unconfirmed_limit=100,
+        per_job=1,
+        fifo=False,
+        release=lambda raw: None,
+        hand_back=lambda raw: None,
+        receive_options={"WaitTimeSeconds": 0},
+        batch_size=10,
+        max_pollers=1,
+        auto=False,
+        counters=Counters(),
+        telemetry=Telemetry(queue_url=url, queue_name=url.rsplit("/", 1)[-1]),
+        on_fatal=lambda exc: None,
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(runner.run)
+        await received.wait()
+        assert len(held) == 4  # the 2 slots and the prefetch of 2: the loop waits for room
+        received = anyio.Event()
+        deletes.unconfirmed = 100  # the bound: settling frees no room until SQS confirms
+        for lease in held:
+            leases.remove(lease)
+        held.clear()
+        deletes.confirm_all()
+        with anyio.fail_after(5):
+            await received.wait()
+        assert len(held) == 4
+        await runner.aclose()
