@@ -441,6 +441,21 @@ def bare_async(
     return tally.figures() | {"workers": workers}
 
 
+def thread_round_trip_cpu_us(calls: int = 2_000) -> float:
+    """CPU µs of one `anyio.to_thread.run_sync` of a function that does nothing: what each
+    SQS call made from an event loop through a thread costs before the call's own work."""
+
+    async def main() -> float:
+        for _ in range(100):  # the worker thread exists, the code paths are warm
+            await anyio.to_thread.run_sync(int)
+        begun = time.process_time()
+        for _ in range(calls):
+            await anyio.to_thread.run_sync(int)
+        return (time.process_time() - begun) / calls * 1e6
+
+    return anyio.run(main)
+
+
 def bare(
     style: Style, client: Any, url: str, *, inline: bool = False, **kwargs: Any
 ) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 - overhead: a no-op handler, no latency. Ours (both strategies, both handler styles) beside a
   bare loop in one thread (receive 10 -> call the handler on each -> delete batch): the bare
   loop is the most any consumer can do over this fake, so ours/bare is the library's overhead.
+  For async handlers also the same loop with its SQS calls in a thread (``bare-threads``), as
+  any async consumer over a blocking client makes them: what the thread hops alone cost.
 - io: handlers that sleep `WORK` (50 ms) at concurrency C and MemorySQS latency L per call.
   The bound is C / WORK (every slot always busy); the baseline is a bare loop with C workers
   (tasks for async, threads for sync), each receive 10 -> handle each -> delete batch.
@@ -32,6 +34,7 @@ FULL = {"latencies": (0.0, 0.005, 0.02, 0.1), "concurrency": (1, 10, 100, 500)}
 FULL_SCALING = (1, 10, 50, 100, 200, 500)
 QUICK = {"latencies": (0.0, 0.02), "concurrency": (10, 100)}
 SCALING_LATENCY = 0.02
+THREADED = "bare-threads"  # the overhead case's bare loop with its SQS calls in a thread
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,6 +62,19 @@ def overhead(quick: bool) -> list[dict[str, Any]]:
 
         base = _repeat(repeats, run_bare) | {"strategy": "bare", "style": style}
         rows.append(base)
+        threaded: dict[str, Any] | None = None
+        if style == "async":
+            # The same loop with its SQS calls in a thread (anyio.to_thread), as any async
+            # consumer over a blocking client must: what the thread hops alone cost here.
+            def run_threaded() -> dict[str, Any]:
+                sqs, url = harness.new_queue()
+                harness.fill(sqs, url, n)
+                return harness.bare("async", sqs, url, workers=1, messages=n, work=0)
+
+            threaded = _repeat(repeats, run_threaded) | {"strategy": THREADED, "style": style}
+            threaded["ratio_to_bare"] = threaded["msgs_per_s"] / base["msgs_per_s"]
+            threaded["thread_round_trip_cpu_us"] = harness.thread_round_trip_cpu_us()
+            rows.append(threaded)
         for strategy in STRATEGIES:
 
             def run_ours(strategy: Any = strategy, style: Style = style) -> dict[str, Any]:
@@ -76,6 +92,8 @@ def overhead(quick: bool) -> list[dict[str, Any]]:
 
             row = _repeat(repeats, run_ours) | {"strategy": strategy, "style": style}
             row["ratio_to_bare"] = row["msgs_per_s"] / base["msgs_per_s"]
+            if threaded is not None:
+                row["ratio_to_threaded_bare"] = row["msgs_per_s"] / threaded["msgs_per_s"]
             rows.append(row)
     for row in rows:
         row |= {"messages": n, "concurrency": OVERHEAD_CONCURRENCY, "latency": 0.0, "work": 0.0}
@@ -239,12 +257,19 @@ def print_overhead(rows: list[dict[str, Any]]) -> None:
                     _f(r["msgs_per_s"]),
                     _f(r["cpu_us_per_msg"], 1),
                     "-" if r["strategy"] == "bare" else _f(r["ratio_to_bare"], 3),
+                    _f(r["ratio_to_threaded_bare"], 3) if "ratio_to_threaded_bare" in r else "-",
                 ]
                 for r in rows
             ],
-            ["handler", "strategy", "msgs/s", "CPU us/msg", "ours/bare"],
+            ["handler", "strategy", "msgs/s", "CPU us/msg", "ours/bare", "ours/bare-threads"],
         )
     )
+    for r in rows:
+        if "thread_round_trip_cpu_us" in r:
+            print(
+                f"bare-threads: the bare loop with its SQS calls in anyio.to_thread; one thread"
+                f" round trip costs {r['thread_round_trip_cpu_us']:.0f} us of CPU on this machine"
+            )
 
 
 def print_io(rows: list[dict[str, Any]]) -> None:

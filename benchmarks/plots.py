@@ -17,7 +17,12 @@ matplotlib.use("Agg")  # files only, no display
 import harness
 import matplotlib.pyplot as plt
 
-COLORS = {"semaphore": "tab:blue", "pool": "tab:orange", "bare": "tab:gray"}
+COLORS = {
+    "semaphore": "tab:blue",
+    "pool": "tab:orange",
+    "bare": "tab:gray",
+    "bare-threads": "silver",
+}
 DPI = 110
 
 
@@ -44,7 +49,10 @@ def overhead(doc: dict[str, Any], out: Path) -> Path:
         labels.append(f"{r['style']} {r['strategy']}")
         values.append(r["msgs_per_s"])
         colors.append(COLORS[r["strategy"]])
-        notes.append("bare loop" if r["strategy"] == "bare" else f"{r['ratio_to_bare']:.2f}x bare")
+        note = "bare loop" if r["strategy"] == "bare" else f"{r['ratio_to_bare']:.2f}x bare"
+        if "ratio_to_threaded_bare" in r:
+            note += f", {r['ratio_to_threaded_bare']:.2f}x bare-threads"
+        notes.append(note)
     bars = ax.barh(labels[::-1], values[::-1], color=colors[::-1])
     for bar, note, value in zip(bars, notes[::-1], values[::-1], strict=True):
         ax.text(
