@@ -58,6 +58,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "jobs/handling (dispatch, handler call, settle)",
         (
             "sqs_consumer/_pipeline/dispatch.py",
+            "sqs_consumer/_pipeline/fifo.py",
             "sqs_consumer/_pipeline/handling.py",
             "sqs_consumer/_pipeline/settle.py",
             "sqs_consumer/_pipeline/outcome.py",

@@ -1,24 +1,20 @@
-"""From received messages to jobs: lease, handle, settle — per message, per batch, per FIFO group.
+"""From received messages to jobs: lease, handle, settle — per message and per batch.
 
 The runner hands every receive to one `Dispatcher`; the dispatcher registers a lease per
 message and submits jobs to the worker. Three shapes:
 
 - `PerMessage`: one job per message (the default).
 - `Batches`: one job per receive; the handler takes `list[Message]`.
-- `FifoGroups`: one job per MessageGroupId with messages in this receive; it handles the
-  group's messages one at a time, in order, and after a failure releases the rest of
-  the group rather than handle them out of order.
+- `FifoGroups` (in `fifo.py`): one job per MessageGroupId, in order, one at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from functools import partial
 from typing import Protocol
 
-import anyio
 import attrs
 
 from ..message import Message
@@ -33,7 +29,7 @@ from .outcome import Ack, Fail, Outcome
 from .settle import Settled, Settler
 from .visibility import VisibilityChanger
 
-__all__ = ["Batches", "Dispatcher", "FifoGroups", "Pipeline", "PerMessage"]
+__all__ = ["Batches", "Dispatcher", "Pipeline", "PerMessage", "outcome_kind", "wait_straggler"]
 
 log = logging.getLogger("sqs_consumer")
 
@@ -144,7 +140,7 @@ class PerMessage:
     async def handle(self, lease: Lease) -> tuple[Outcome, Settled] | None:
         """Handle and settle one leased message; None if it was released unstarted.
 
-        The caller waits for a timed-out sync handler's thread (`_straggler`) afterwards.
+        The caller waits for a timed-out sync handler's thread (`wait_straggler`) afterwards.
         """
         if not self.pipeline.leases.start(lease):
             return None  # released unstarted during shutdown
@@ -162,7 +158,8 @@ class PerMessage:
         return outcome, await self.pipeline.settle(lease, outcome)
 
 
-async def _straggler(outcome: Outcome) -> None:
+async def wait_straggler(outcome: Outcome) -> None:
+    """Wait for a timed-out sync handler's thread to end (the slot stays taken till then)."""
     if isinstance(outcome, Fail) and outcome.straggler is not None:
         await outcome.straggler.wait()  # the slot stays taken until the thread ends
 
@@ -198,136 +195,8 @@ class Batches:
             await straggler.wait()  # the slot stays taken until the thread ends
 
 
-_COMEBACK_GRACE = 10.0
-"""Seconds past its due time a FIFO group waits for its failed message to come back."""
-_STOPS_KEPT = 1024  # stopped groups remembered before expired ones are pruned
-
-
-@attrs.frozen(slots=True)
-class _Stop:
-    """A FIFO group whose message failed and is due back: nothing after it may run first."""
-
-    message_id: str
-    sequence: int | None
-    until: float
-    """Clock time after which we stop waiting (it went to another consumer, or was lost)."""
-
-
-@attrs.define
-class FifoGroups:
-    """One job per message group: in order, one at a time, and stop at the first failure.
-
-    After a failure the group is *stopped* until the failed message comes back: every
-    message of that group we hold is released unhandled, whichever receive brought it,
-    and so is every later one a receive brings before the failed one is back. SQS itself
-    delivers nothing of a group while one of its messages is in flight, so there this
-    never triggers; a server with weaker group locking cannot break the order (moto
-    un-blocks a group message by message as a receive's scan finds their visibility
-    lapsed, and can hand out later messages of the group before an earlier one).
-    """
-
-    pipeline: Pipeline
-    per_message: PerMessage
-    _backlog: dict[str, deque[Lease]] = attrs.field(factory=dict, init=False)
-    _stopped: dict[str, _Stop] = attrs.field(factory=dict, init=False)
-
-    async def dispatch(self, messages: list[Message], received_at: float) -> None:
-        # Lease every message before the first await (a submit may wait for a free slot):
-        # a message not yet leased would get no heartbeat and no release at shutdown.
-        new_groups: list[tuple[str, deque[Lease]]] = []
-        early: list[Lease] = []
-        for message in messages:
-            lease = self.pipeline.lease(message, received_at)
-            group = message.group_id or ""
-            if self._waits(group, message):
-                early.append(lease)
-                continue
-            backlog = self._backlog.get(group)
-            if backlog is not None:  # that group's job exists: it takes this one in turn
-                backlog.append(lease)
-                continue
-            backlog = self._backlog[group] = deque([lease])
-            new_groups.append((group, backlog))
-        for lease in early:
-            await self.pipeline.release(lease)
-        for group, backlog in new_groups:
-            await self.pipeline.worker.submit(partial(self._drain, group, backlog))
-
-    def _waits(self, group: str, message: Message) -> bool:
-        """True if `message` must go back: its group waits for an earlier failed message."""
-        stop = self._stopped.get(group)
-        if stop is None:
-            return False
-        if message.message_id == stop.message_id or anyio.current_time() >= stop.until:
-            del self._stopped[group]  # it is back (first, as SQS orders them), or long due
-            return False
-        sequence = _sequence(message)
-        if stop.sequence is not None and sequence is not None and sequence < stop.sequence:
-            return False  # sent before the failed one (a redelivery): its turn is now
-        log.debug("message %s released: group %r waits for %s", message.message_id, group, stop)
-        return True
-
-    async def _drain(self, group: str, backlog: deque[Lease]) -> None:
-        try:
-            while backlog:
-                lease = backlog.popleft()
-                done = await self.per_message.handle(lease)
-                if done is None:
-                    continue  # released unstarted (shutdown)
-                outcome, settled = done
-                stop = isinstance(outcome, Fail) and settled.kept
-                if stop:
-                    # It comes back first (SQS keeps the group's order): nothing after it
-                    # may run before it does. Detach the backlog before the first await,
-                    # so a receive landing meanwhile meets the stop in dispatch().
-                    self._stop(group, lease, settled)
-                    self._forget(group, backlog)
-                    held = list(backlog)
-                    backlog.clear()
-                    for later in held:
-                        await self.pipeline.release(later)
-                await _straggler(outcome)
-                if stop:
-                    return
-        finally:
-            self._forget(group, backlog)
-
-    def _stop(self, group: str, lease: Lease, settled: Settled) -> None:
-        now = anyio.current_time()
-        due = now + settled.delay if settled.delay is not None else max(now, lease.visible_at)
-        if len(self._stopped) >= _STOPS_KEPT:
-            self._stopped = {g: s for g, s in self._stopped.items() if s.until > now}
-        message = lease.message
-        self._stopped[group] = _Stop(message.message_id, _sequence(message), due + _COMEBACK_GRACE)
-
-    def _forget(self, group: str, backlog: deque[Lease]) -> None:
-        if self._backlog.get(group) is backlog:  # not a newer job's
-            del self._backlog[group]
-
-
-def _sequence(message: Message) -> int | None:
-    """The FIFO SequenceNumber (it grows within a group), if the receive returned it."""
-    text = message.attributes.get("SequenceNumber")
-    return int(text) if text is not None and text.isdigit() else None
-
-
 def outcome_kind(outcome: Outcome) -> str:
     """The outcome's name in metrics and spans: succeeded, discarded or failed."""
     if isinstance(outcome, Fail):
         return "failed"
     return "discarded" if outcome.discarded else "succeeded"
-
-
-def dispatcher_for(
-    pipeline: Pipeline,
-    handling: Handling | BatchHandling,
-    *,
-    fifo: bool,
-) -> tuple[Dispatcher, int]:
-    """The dispatcher for a handler model and queue type, and the messages one job may hold."""
-    if isinstance(handling, BatchHandling):
-        return Batches(pipeline, handling), 10
-    per_message = PerMessage(pipeline, handling)
-    if fifo:
-        return FifoGroups(pipeline, per_message), 10
-    return per_message, 1

@@ -25,7 +25,8 @@ from ..stats import Counters, Stats
 from ..workers import Worker
 from .deadletter import DeadLetters
 from .deadlines import ShutdownDeadline
-from .dispatch import Batches, Dispatcher, FifoGroups, Pipeline, dispatcher_for
+from .dispatch import Batches, Dispatcher, PerMessage, Pipeline
+from .fifo import FifoGroups
 from .flow import Feed, Prefetch
 from .handling import BatchHandling, Handling
 from .harvester import Harvester
@@ -343,3 +344,18 @@ class Wiring:
         for message in raw:
             visibility.change(message["ReceiptHandle"], 0, message.get("MessageId", "?"))
         self._counters.released += len(raw)
+
+
+def dispatcher_for(
+    pipeline: Pipeline,
+    handling: Handling | BatchHandling,
+    *,
+    fifo: bool,
+) -> tuple[Dispatcher, int]:
+    """The dispatcher for a handler model and queue type, and the messages one job may hold."""
+    if isinstance(handling, BatchHandling):
+        return Batches(pipeline, handling), 10
+    per_message = PerMessage(pipeline, handling)
+    if fifo:
+        return FifoGroups(pipeline, per_message), 10
+    return per_message, 1
