@@ -231,12 +231,7 @@ def test_kick_locks_and_trigger_across_two_kickers_on_moto(
     cli: Cli, sqs_queue: str, moto_sqs: Any, moto_endpoint: str
 ) -> None:
     """Two kickers sharing a DynamoDB lock table never run two jobs with one lock_id at
-    once; a job that overruns its life_time fires the trigger with its definition.
-
-    moto's DynamoDB does not make a conditional PutItem atomic (two requests in its threads
-    can both pass the check), so claims sent at the same instant could both win there, as
-    they never do on DynamoDB. Each kicker runs one job at a time, and the second starts once
-    the first runs a job: claims then meet only by chance, not at every start."""
+    once; a job that overruns its life_time fires the trigger with its definition."""
     table = DynamoDBLockStore(unique_name("kick"), endpoint_url=moto_endpoint, region_name=REGION)
     table.create_table()
     jobs = [
@@ -248,16 +243,14 @@ def test_kick_locks_and_trigger_across_two_kickers_on_moto(
     send(moto_sqs, sqs_queue, [json.dumps(job) for job in [*jobs, slow]])
     flags = [
         "kick", "--allow-shell", "--queue-url", sqs_queue, "--endpoint-url", moto_endpoint,
-        "--region", REGION, "--wait-time-seconds", "1", "--concurrency", "1",
+        "--region", REGION, "--wait-time-seconds", "1", "--concurrency", "4",
         "--lock-table", table.table_name,
         "--idempotency-table", table.table_name,
         "--life-time-trigger", f"{sys.executable} -c \"import sys; "
         "open('fired.txt', 'a').write(sys.stdin.read() + '\\n')\"",
     ]  # fmt: skip
+    first, second = cli.start(*flags), cli.start(*flags)
     runs, fired = cli.cwd / "runs.txt", cli.cwd / "fired.txt"
-    first = cli.start(*flags)
-    wait_until(lambda: runs.exists() and "start" in runs.read_text(), timeout=30)
-    second = cli.start(*flags)
     wait_until(lambda: runs.exists() and runs.read_text().count("end") == 3, timeout=45)
     wait_until(lambda: fired.exists() and counts(moto_sqs, sqs_queue) == (0, 0), timeout=20)
     assert cli.stop(first) == 0 and cli.stop(second) == 0
