@@ -6,6 +6,7 @@ import itertools
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -47,9 +48,36 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _atomic_dynamodb_writes(patch: pytest.MonkeyPatch) -> None:
+    """Make moto's DynamoDB writes atomic, as DynamoDB's are.
+
+    moto checks a ConditionExpression and then writes, in the thread of each request, with
+    no lock: two conditional PutItems at once can both pass the check (a lock claimed twice,
+    which failed the two-kicker test once). The locks' tests need the atomicity they rely on
+    in AWS, so every read and write of moto's DynamoDB backend goes through one lock.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(*args, **kwargs)
+
+        patch.setattr(DynamoDBBackend, name, locked)
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto server on a free loopback port for the whole session."""
+    """A moto server on a free loopback port for the whole session (its DynamoDB atomic)."""
+    with pytest.MonkeyPatch.context() as patch:
+        _atomic_dynamodb_writes(patch)
+        yield from _moto_server()
+
+
+def _moto_server() -> Iterator[str]:
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
