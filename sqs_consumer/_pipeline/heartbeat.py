@@ -114,7 +114,9 @@ class Heartbeat:
                 continue
             budget = self._max_visibility - (now - lease.received_at)
             timeout = min(self._visibility, math.floor(budget))
-            if now + timeout > lease.visible_at:  # at the cap nothing is gained: let it lapse
+            # At the cap nothing is gained: let it lapse. Never below 1 s: 0 would show the
+            # message to everyone at once, and SQS refuses a negative timeout.
+            if timeout >= 1 and now + timeout > lease.visible_at:
                 due.append((lease, timeout))
         return due
 

@@ -21,6 +21,8 @@ class Lease:
     """Clock time of the receive (visibility is counted from here)."""
     visible_at: float
     """Clock time when SQS will show the message to others unless extended."""
+    visibility: float = 0.0
+    """The visibility timeout each receive of it starts (a second delivery starts it anew)."""
     started: bool = False
     """True once a handler is running on it (it can no longer be released unstarted)."""
     extending: anyio.Event | None = None
@@ -72,7 +74,7 @@ class Leases:
         Counting from when the receive was sent errs on the safe side: SQS started the
         visibility timeout no earlier than that.
         """
-        lease = Lease(message, received_at, received_at + visibility)
+        lease = Lease(message, received_at, received_at + visibility, visibility)
         self._leases[message.receipt_handle] = lease
         self._by_id[message.message_id] = lease
         return lease
@@ -102,19 +104,24 @@ class Leases:
             self.on_removed()
         return True
 
-    def adopt(self, message: Message) -> bool:
+    def adopt(self, message: Message, received_at: float) -> bool:
         """True if a message with this id is held already: a second delivery of it.
 
         The held lease takes the new receipt handle (SQS honours only the latest one for the
         delete and visibility changes) and the duplicate is not handled a second time at
         once. SQS delivers a message again while it is in flight only if its visibility ran
-        out; some emulators (moto's server) also do when two receives run at once.
+        out (e.g. past max_visibility); some emulators (moto's server) also do when two
+        receives run at once. That receive (sent at `received_at`) started a new visibility
+        timeout, so the lease's `visible_at` moves with it: the heartbeat must not take the
+        old, lapsed one for the truth (it would ask for what is left of the budget, down to
+        0 s, which shows the message to everyone at once).
         """
         lease = self._by_id.get(message.message_id)
         if lease is None:
             return False
         del self._leases[lease.message.receipt_handle]
         lease.message = attrs.evolve(lease.message, receipt_handle=message.receipt_handle)
+        lease.visible_at = received_at + lease.visibility
         self._leases[message.receipt_handle] = lease
         return True
 

@@ -304,7 +304,7 @@ class SqsRunner:
     async def _hand_over(self, raw: list[Any], sent_at: float) -> None:
         url, leases = self._queue_url, self._leases
         messages = [Message.from_sqs(m, queue_url=url) for m in raw]
-        fresh = [m for m in messages if not leases.adopt(m)]
+        fresh = [m for m in messages if not leases.adopt(m, sent_at)]
         again = len(messages) - len(fresh)
         if again:
             self._counters.received -= again  # the same messages, held once

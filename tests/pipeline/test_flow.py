@@ -258,11 +258,11 @@ def test_a_message_delivered_again_while_held_is_adopted_not_handled_twice() -> 
 
     leases = Leases(clock=lambda: 0.0)
     lease = leases.add(message("first"), 30, 0.0)
-    assert not leases.adopt(attrs.evolve(message("other"), message_id="m-2"))
-    assert leases.adopt(message("second"))
+    assert not leases.adopt(attrs.evolve(message("other"), message_id="m-2"), 0.0)
+    assert leases.adopt(message("second"), 0.0)
     assert len(leases) == 1 and lease.message.receipt_handle == "second"
     assert leases.remove(lease) and len(leases) == 0
-    assert not leases.adopt(message("third"))  # settled: a later delivery is a new one
+    assert not leases.adopt(message("third"), 0.0)  # settled: a later delivery is a new one
 
 
 @pytest.mark.parametrize("kind", ["semaphore", "pool"])

@@ -55,6 +55,16 @@ class TestDue:
         lease.visible_at = 100.0
         assert beat.due(85.0) == []  # the cap is reached: let it lapse
 
+    def test_never_asks_for_less_than_a_second(self) -> None:
+        """Under a second of budget left, no extension: 0 s would show the message to every
+        consumer at once, and SQS refuses a negative timeout."""
+        leases = Leases()
+        lease = leases.add(MESSAGE, 2, received_at=0.0)
+        beat = heartbeat(leases, visibility=2, interval=0.6, cap=3)
+        lease.visible_at = 2.0
+        assert beat.due(2.5) == []  # 0.5 s of budget left: floor 0
+        assert beat.due(3.5) == []  # past the cap: the budget is negative
+
     def test_skips_a_lease_with_an_extension_in_flight(self) -> None:
         """A lease already being extended is not extended twice at once."""
         leases = Leases()
@@ -115,3 +125,56 @@ async def test_retry_delay_is_sent_only_after_an_extension_in_flight_lands() -> 
     extensions = [c for c in slow.calls if c[2] == 3 and c[0] < retry[0]]
     assert extensions, slow.calls
     assert all(end <= retry[0] for _, end, _ in extensions)
+
+
+class ReceivesAndExtensions:
+    """A call hook counting deliveries of each message and recording visibility changes."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[int] = []
+        self.deliveries: dict[str, int] = {}
+        self.again = threading.Event()  # a second delivery
+        self.third = threading.Event()  # a third one
+        self._lock = threading.Lock()
+
+    def __call__(self, call: SQSCall) -> dict[str, Any] | None:
+        response = call.proceed()
+        with self._lock:
+            if call.operation == "ChangeMessageVisibilityBatch":
+                self.timeouts += [e["VisibilityTimeout"] for e in call.params["Entries"]]
+            elif call.operation == "ReceiveMessage":
+                for raw in response.get("Messages", []):
+                    count = self.deliveries.get(raw["MessageId"], 0) + 1
+                    self.deliveries[raw["MessageId"]] = count
+                    (self.again if count == 2 else self.third if count == 3 else _NONE).set()
+        return response
+
+
+_NONE = threading.Event()  # deliveries past the third: nothing to wake
+
+
+@pytest.mark.anyio
+async def test_past_max_visibility_a_second_delivery_is_not_shown_again_at_once() -> None:
+    """A handler outlives max_visibility: the message lapses and is delivered again (and
+    adopted). That delivery made it invisible for a new visibility timeout; the heartbeat
+    must not send 0 s (what was left of the budget), which showed the message to everyone
+    at once: a third delivery right away, a receive count racing towards a DLQ."""
+    calls = ReceivesAndExtensions()
+    memory = MemorySQS(hook=calls)
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    memory.send_message(QueueUrl=url, MessageBody="x")
+    third_soon: list[bool] = []
+
+    def handle(message: Message) -> None:
+        assert calls.again.wait(10)  # lapsed at the cap and received again
+        # A new visibility timeout (2 s) has begun: no third delivery within 1.5 s of it.
+        third_soon.append(calls.third.wait(1.5))
+
+    options = QueueEnv("memory", memory, url, {"client": memory}).options(
+        visibility_timeout=2, max_visibility=3, heartbeat_interval=0.5, concurrency=2
+    )
+    consumer = Consumer(handle, options)
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 1, timeout=15)
+    assert third_soon == [False], calls.deliveries
+    assert all(t >= 1 for t in calls.timeouts), calls.timeouts

@@ -77,12 +77,22 @@ def test_a_second_delivery_is_adopted_with_the_newest_receipt_handle() -> None:
     takes the new receipt handle (the one SQS honours for the delete)."""
     leases = Leases()
     lease = leases.add(message(1, "old"), 30, 0.0)
-    assert not leases.adopt(message(2, "other"))
-    assert leases.adopt(message(1, "new"))
+    assert not leases.adopt(message(2, "other"), 40.0)
+    assert leases.adopt(message(1, "new"), 40.0)
     assert len(leases) == 1
     assert lease.message.receipt_handle == "new"
     assert lease in leases
     assert leases.remove(lease) and len(leases) == 0
+
+
+def test_a_second_delivery_starts_a_new_visibility_timeout() -> None:
+    """The receive that delivered it again made it invisible anew: visible_at follows (the
+    budget of max_visibility still counts from the first receive)."""
+    leases = Leases()
+    lease = leases.add(message(1, "old"), 30, 0.0)
+    lease.visible_at = 45.0  # extended once, then lapsed at the cap
+    assert leases.adopt(message(1, "new"), 50.0)
+    assert (lease.visible_at, lease.received_at) == (80.0, 0.0)
 
 
 @pytest.mark.anyio
