@@ -56,7 +56,7 @@ LAMBDA_ATTRIBUTES = (
     "DeadLetterQueueSourceArn",
 )
 DEFAULT_REGION = "us-east-1"
-DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_ACCOUNT = "123456789012"  # MemorySQS's and moto's: their QueueArn agrees
 _AWS_HOST = re.compile(r"(^|\.)(amazonaws\.com(\.cn)?|api\.aws)$")
 _REGION_LABEL = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ACCOUNT_PATH = re.compile(r"^/(\d{12})/([^/]+)/?$")
@@ -77,7 +77,8 @@ def queue_arn_from_url(queue_url: str, region_name: str | None = None) -> str:
 
     `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME` (and the other AWS URL forms) give
     `arn:aws:sqs:REGION:ACCOUNT:NAME`. Any other URL (moto, LocalStack, `memory://NAME`) uses
-    `region_name` or "us-east-1", and the 12-digit account in its path or "000000000000".
+    `region_name` or "us-east-1", and the 12-digit account in its path or "123456789012"
+    (the account of MemorySQS and moto, so that a `memory://` queue's ARN is its QueueArn).
 
     Args:
         queue_url: the queue URL.

@@ -249,8 +249,8 @@ class TestEvent:
                 "eu-central-1",
                 "arn:aws:sqs:eu-central-1:123456789012:local",
             ),
-            ("memory://demo", None, "arn:aws:sqs:us-east-1:000000000000:demo"),
-            ("http://localhost:4566/queue/x", "sa-east-1", "arn:aws:sqs:sa-east-1:000000000000:x"),
+            ("memory://demo", None, "arn:aws:sqs:us-east-1:123456789012:demo"),
+            ("http://localhost:4566/queue/x", "sa-east-1", "arn:aws:sqs:sa-east-1:123456789012:x"),
         ],
     )
     def test_queue_arn_from_url(self, url: str, region: str | None, arn: str) -> None:
@@ -336,6 +336,13 @@ class TestInvocation:
         [event] = function.events
         assert [r["messageId"] for r in event["Records"]] == [m.message_id for m in messages]
 
+    async def test_event_source_arn_of_a_memory_queue_is_its_queue_arn(self) -> None:
+        """Over MemorySQS the derived eventSourceARN is the QueueArn the queue reports."""
+        sqs = MemorySQS()
+        url = sqs.create_queue(QueueName=unique_name())["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        assert queue_arn_from_url(url) == arn["Attributes"]["QueueArn"]
+
     async def test_event_source_arn_from_constructor_or_url(self) -> None:
         """queue_arn wins; otherwise the ARN comes from the queue URL and region_name."""
         messages = received(1)
@@ -345,7 +352,7 @@ class TestInvocation:
         name = messages[0].queue_url.removeprefix("memory://")
         first, second = (event["Records"][0] for event in function.events)
         assert (first["eventSourceARN"], first["awsRegion"]) == (ARN, "eu-west-1")
-        assert second["eventSourceARN"] == f"arn:aws:sqs:eu-north-1:000000000000:{name}"
+        assert second["eventSourceARN"] == f"arn:aws:sqs:eu-north-1:123456789012:{name}"
         assert second["awsRegion"] == "eu-north-1"
 
     async def test_empty_batch_is_not_invoked(self) -> None:
