@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from .._checks import generator_problem
 from .._pipeline.calls import is_async_callable, resolve, run_sync
 from ..message import Message
 
@@ -66,7 +67,8 @@ class Router:
             None makes such messages fail with `UnroutedMessage`.
 
     Raises:
-        TypeError: `attribute` is not a non-empty str, or `default` is not callable.
+        TypeError: `attribute` is not a non-empty str, or `default` is not callable or is a
+            generator function.
     """
 
     def __init__(self, attribute: str = "type", default: Handler | None = None) -> None:
@@ -74,6 +76,8 @@ class Router:
             raise TypeError(f"Router attribute must be a non-empty str, got {attribute!r}")
         if default is not None and not callable(default):
             raise TypeError(f"Router default must be a handler (message) -> None, got {default!r}")
+        if default is not None:
+            _check_route("Router default", default)
         self._attribute = attribute
         self._default = default
         self._routes: dict[str, Handler] = {}
@@ -105,7 +109,8 @@ class Router:
             value: the type value (the attribute's StringValue) the handler takes.
 
         Raises:
-            TypeError: `value` is not a str, or the decorated object is not callable.
+            TypeError: `value` is not a str, or the decorated object is not callable or is a
+                generator function.
             ValueError: `value` already has a route.
         """
         if not isinstance(value, str):
@@ -114,6 +119,7 @@ class Router:
         def register(handler: H) -> H:
             if not callable(handler):
                 raise TypeError(f"Router.route({value!r}) needs a callable, got {handler!r}")
+            _check_route(f"Router.route({value!r})", handler)
             if value in self._routes:
                 taken = getattr(self._routes[value], "__qualname__", self._routes[value])
                 raise ValueError(f"Router: {self._attribute}={value!r} already routes to {taken}")
@@ -155,3 +161,15 @@ class Router:
             return await resolve(handler(message), handler)
         # In the consumer's threads, under its limit (anyio's outside a consumer).
         return await resolve(await run_sync(handler, message), handler)
+
+
+def _check_route(what: str, handler: object) -> None:
+    """Refuse at registration what `Consumer` refuses as a handler: a generator function
+    (calling it only makes a generator, so its body would never run)."""
+    problem = generator_problem(handler)
+    if problem is not None:
+        name = getattr(handler, "__qualname__", None) or repr(handler)
+        raise TypeError(
+            f"{what} handler {name} must be a plain function (def or async def), but "
+            f"{problem}: its body would never run; drop the `yield`"
+        )

@@ -198,6 +198,24 @@ class TestRegistration:
         with pytest.raises(TypeError, match="default"):
             Router(default="nope")  # type: ignore[arg-type]
 
+    def test_generator_functions_are_refused_at_registration(self) -> None:
+        """As Consumer refuses them: calling one only makes a generator, the body never runs."""
+
+        def sync_gen(message: Message) -> Any:
+            yield message
+
+        async def async_gen(message: Message) -> Any:
+            yield message
+
+        router = Router()
+        with pytest.raises(TypeError, match=r"route\('a'\) handler .*sync_gen.* generator"):
+            router.route("a")(sync_gen)
+        with pytest.raises(TypeError, match="async generator function"):
+            router.route("b")(async_gen)
+        with pytest.raises(TypeError, match="Router default handler .*generator"):
+            Router(default=sync_gen)
+        assert router.routes == {}
+
     def test_properties_and_repr(self) -> None:
         """attribute and default read back; the repr lists the routes."""
         router = Router(attribute="kind", default=print)
