@@ -284,6 +284,13 @@ class ConsumerOptions:
                 "before it is extended"
             )
 
+        if self.visibility_timeout is not None and self.visibility_timeout > self.max_visibility:
+            raise ValueError(
+                f"ConsumerOptions.visibility_timeout ({self.visibility_timeout}) must not exceed "
+                f"max_visibility ({self.max_visibility:g}), the cap on a message's total "
+                "visibility: each receive would already ask for more"
+            )
+
     @property
     def is_memory(self) -> bool:
         """True when queue_url names a queue of the in-memory SQS."""

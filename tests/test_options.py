@@ -80,6 +80,7 @@ def test_bad_value_is_named(field: str, value: Any, allowed: str) -> None:
         ({"dead_letter_queue_url": URL + "-dlq"}, "go together"),
         ({"max_receives": 3, "dead_letter_queue_url": URL}, "must differ from queue_url"),
         ({"visibility_timeout": 10, "heartbeat_interval": 10}, "must be shorter"),
+        ({"visibility_timeout": 100, "max_visibility": 50}, "(100) must not exceed max_visibility"),
     ],
 )
 def test_cross_field_rules(settings: dict[str, Any], fragment: str) -> None:
