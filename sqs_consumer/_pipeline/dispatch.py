@@ -166,10 +166,18 @@ async def wait_straggler(outcome: Outcome) -> None:
 
 @attrs.frozen
 class Batches:
-    """One job per receive: the handler takes the list (it counts as its size)."""
+    """One job per receive: the handler takes the list (it counts as its size).
+
+    On a FIFO queue a failure in the batch fails the rest of its group: a later message of
+    that group is not deleted even if the handler says it succeeded, but released, so that
+    it comes back after the failed one (SQS holds the group until then) and the deletes
+    keep the group's order. The handler ran it once already: at-least-once, in order (as
+    AWS Powertools' FIFO batch processor does, by not running the rest).
+    """
 
     pipeline: Pipeline
     handling: BatchHandling
+    fifo: bool = False
 
     async def dispatch(self, messages: list[Message], received_at: float) -> None:
         leases = [self.pipeline.lease(message, received_at) for message in messages]
@@ -187,9 +195,20 @@ class Batches:
             failures = [o for o in outcomes.values() if isinstance(o, Fail)]
             span.record_outcome("failed" if failures else "succeeded")
         seconds = time.monotonic() - begun
+        failed_groups: set[str] = set()
         for lease in started:
             outcome = outcomes[lease.message.message_id]
             telemetry.handled(outcome_kind(outcome), seconds)
+            if self.fifo:
+                group = lease.message.group_id or ""
+                if group in failed_groups and not isinstance(outcome, Fail):
+                    log.info("message %s: released, after an earlier failure in its FIFO group "
+                             "%r (it comes back after that one)", lease.message.message_id,
+                             group)  # fmt: skip
+                    await self.pipeline.release(lease)
+                    continue
+                if isinstance(outcome, Fail):
+                    failed_groups.add(group)
             await self.pipeline.settle(lease, outcome)
         if straggler is not None:
             await straggler.wait()  # the slot stays taken until the thread ends

@@ -354,7 +354,7 @@ def dispatcher_for(
 ) -> tuple[Dispatcher, int]:
     """The dispatcher for a handler model and queue type, and the messages one job may hold."""
     if isinstance(handling, BatchHandling):
-        return Batches(pipeline, handling), 10
+        return Batches(pipeline, handling, fifo=fifo), 10
     per_message = PerMessage(pipeline, handling)
     if fifo:
         return FifoGroups(pipeline, per_message), 10

@@ -185,6 +185,38 @@ async def test_fifo_failure_releases_the_rest_of_the_group_unhandled() -> None:
     assert consumer.stats().released == 3  # g0-02..04 went back unhandled
 
 
+async def test_fifo_batch_failure_fails_the_rest_of_its_group(fifo: QueueEnv) -> None:
+    """A batch handler fails one message of a group: the later ones of that group in the
+    batch are not deleted (though the handler said they succeeded) but come back after it,
+    so the group's deletes stay in order; other groups are untouched."""
+    send_groups(fifo, 2, 4)  # g0-00, g1-00, g0-01, g1-01, ...
+    deleted_order: list[str] = []
+    batches: list[list[str]] = []
+
+    async def handle(messages: list[Message]) -> list[str]:
+        batches.append([m.body for m in messages])
+        failed = [m.message_id for m in messages if m.body == "g0-01" and m.receive_count == 1]
+        for m in messages:
+            if m.message_id not in failed:
+                deleted_order.append(m.body)  # what the handler believes is done
+        return failed
+
+    consumer = Consumer(
+        handle, fifo.options(batch=True, concurrency=10, retry=FAST_RETRY, pollers=1)
+    )
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 8, timeout=30)
+    first_with_failure = next(b for b in batches if "g0-01" in b)
+    held_back = [b for b in first_with_failure if b.startswith("g0-") and b > "g0-01"]
+    assert held_back, batches  # the failure had later messages of its group in its batch
+    assert consumer.stats().released >= len(held_back)
+    # Every later message of g0 was handled again after g0-01 succeeded: its last handling
+    # comes after g0-01's.
+    last = {body: i for i, body in enumerate(deleted_order)}
+    assert all(last[b] > last["g0-01"] for b in held_back), deleted_order
+    assert consumer.stats().failed == 1
+
+
 async def test_fifo_receive_retry_reuses_its_attempt_id() -> None:
     """A receive retried after a connection error carries the same ReceiveRequestAttemptId."""
     attempts: list[str | None] = []
