@@ -35,6 +35,7 @@ import attrs
 
 from .._pipeline.calls import run_sync
 from ..consumer import Consumer
+from ..errors import Discard
 from ..locks.middleware import run_exclusive, run_once
 from ..locks.store import LockCheckError, LockStore
 from ..message import Message
@@ -233,7 +234,7 @@ class Kicker:
         try:
             job = JobDefinition.from_message(message)
         except JobDefinitionError:
-            self.errored += 1
+            self.failed += 1  # sqsjkr's meaning: the command could not be invoked
             raise
 
         async def kick() -> None:
@@ -263,10 +264,16 @@ class Kicker:
                 )  # fmt: skip
 
             call = once
-        await call()
+        try:
+            await call()
+        except Discard:  # locked with abort_if_locked: the command was not invoked
+            self.failed += 1
+            raise
 
     async def _kick(self, job: JobDefinition, message: Message) -> None:
         self.busy += 1
+        status: int | None = None
+        failure: OSError | None = None
         try:
             async with anyio.create_task_group() as tg:
                 if (
@@ -277,17 +284,21 @@ class Kicker:
                     tg.start_soon(self._watch_life_time, job, message)
                 try:
                     status = await run_sync(self._execute, job, message.message_id)
+                except OSError as exc:  # the shell could not even start
+                    failure = exc
                 finally:
                     tg.cancel_scope.cancel()
-        except OSError as exc:  # the shell could not even start
-            self.errored += 1
-            raise ExecError(f"cannot run the job of message {message.message_id}: {exc}") from exc
         finally:
             self.busy -= 1
+        if failure is not None:  # raised out here, not wrapped in the task group's group
+            self.failed += 1  # sqsjkr's meaning: the command could not be invoked
+            raise ExecError(
+                f"cannot run the job of message {message.message_id}: {failure}"
+            ) from failure
         if status == 0:
             self.succeeded += 1
             return
-        self.failed += 1
+        self.errored += 1  # sqsjkr's meaning: the command ran and returned an error
         if status is None:
             raise ExecError(f"the job ran over {self.timeout:g} s: its process group was killed")
         if status < 0:

@@ -109,14 +109,26 @@ class TestKicker:
             "invocations": {"succeeded": 1, "failed": 0, "errored": 0},
         }
 
-    async def test_failures_and_errors_are_counted_apart(self) -> None:
-        """Non-zero exit: failed; a malformed definition: errored."""
-        kick = kicker()
+    async def test_failures_and_errors_are_counted_apart(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """sqsjkr's meaning: a command that ran and failed (non-zero exit, killed, timed
+        out) is errored; a job that could not run (a malformed definition, a shell that
+        would not start) is failed."""
+        kick = kicker(timeout=0.2)
         with pytest.raises(ExecError, match="exited with status 3"):
             await kick(message({"command": "exit 3"}))
+        with pytest.raises(ExecError, match="killed by signal 9"):
+            await kick(message({"command": "kill -9 $$"}))
+        with pytest.raises(ExecError, match="ran over"):
+            await kick(message({"command": "sleep 5"}))
+        assert kick.metrics()["invocations"] == {"succeeded": 0, "failed": 0, "errored": 3}
         with pytest.raises(JobDefinitionError):
             await kick(message({"command": ""}))
-        assert kick.metrics()["invocations"] == {"succeeded": 0, "failed": 1, "errored": 1}
+        monkeypatch.setattr("sqs_consumer.cli.kick.SHELL", "/nonexistent/sh")
+        with pytest.raises(ExecError, match="cannot run the job"):
+            await kick(message({"command": "true"}))
+        assert kick.metrics()["invocations"] == {"succeeded": 0, "failed": 2, "errored": 3}
 
     async def test_the_life_time_trigger_fires_once_with_the_job_on_stdin(
         self, tmp_path: Path
@@ -159,7 +171,8 @@ class TestKicker:
                 await kick(message({"command": "true", "lock_id": "L", "abort_if_locked": True}))
             stop.touch()
         await kick(message({"command": "true", "lock_id": "L"}, "m-3"))  # released
-        assert kick.metrics()["invocations"]["succeeded"] == 2
+        # The retried job counts in none; the discarded one could not run: failed.
+        assert kick.metrics()["invocations"] == {"succeeded": 2, "failed": 1, "errored": 0}
 
     async def test_one_event_id_runs_once(self, tmp_path: Path) -> None:
         """A second job with a completed event_id is acknowledged without running."""
@@ -221,7 +234,7 @@ def test_kick_with_sqsjkrs_toml_and_jobs_on_moto(
     assert hello.read_text() == "hello example@example.com\n"
     assert figures == {
         "workers": {"busy": 0, "idle": 5},
-        "invocations": {"succeeded": 1, "failed": 0, "errored": 1},
+        "invocations": {"succeeded": 1, "failed": 1, "errored": 0},
     }
     assert "invalid job definition: field 'command' is required" in cli.log()
     assert counts(moto_sqs, url) == (0, 0)
