@@ -5,6 +5,8 @@ Each message body is sqsjkr's job definition:
     {"command": "echo hi", "env": {"NAME": "value"}, "event_id": "...", "lock_id": "...",
      "life_time": "1m", "abort_if_locked": false, "disable_life_time_trigger": false}
 
+(`envs` is accepted for `env`: sqsjkr's README says `env`, its code reads `envs`.)
+
 `command` runs through `/bin/sh -c`, because that is sqsjkr's contract: whoever can send to
 the queue can run commands on this host, so `kick` refuses to start without `--allow-shell`.
 `event_id` runs the job at most once within the idempotency ttl (`run_once`, sqsjkr's
@@ -104,16 +106,24 @@ def _life_time(value: Any) -> float | None:
     )
 
 
-def _environment(value: Any) -> dict[str, str]:
+def _environment(body: Mapping[str, Any]) -> dict[str, str]:
+    # sqsjkr's README says "env", its code reads "envs": either is accepted, not both.
+    if "env" in body and "envs" in body:
+        raise JobDefinitionError(
+            "fields 'env' and 'envs' are both given: they are the same field (sqsjkr's README "
+            "says 'env', its code reads 'envs'), give one"
+        )
+    field = "envs" if "envs" in body else "env"
+    value = body.get(field)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise JobDefinitionError(f"field 'env' must be an object of strings, got {value!r}")
+        raise JobDefinitionError(f"field {field!r} must be an object of strings, got {value!r}")
     for name, text in value.items():
         if not isinstance(text, str):
-            raise JobDefinitionError(f"field 'env.{name}' must be a string, got {text!r}")
+            raise JobDefinitionError(f"field '{field}.{name}' must be a string, got {text!r}")
         if not name or "=" in name or "\0" in name or "\0" in text:
-            raise JobDefinitionError(f"field 'env' has an invalid variable {name!r}")
+            raise JobDefinitionError(f"field {field!r} has an invalid variable {name!r}")
     return dict(value)
 
 
@@ -156,7 +166,7 @@ class JobDefinition:
             assert command is not None
             return cls(
                 command=command,
-                env=_environment(body.get("env")),
+                env=_environment(body),
                 event_id=_text(body, "event_id"),
                 lock_id=_text(body, "lock_id"),
                 life_time=_life_time(body.get("life_time")),

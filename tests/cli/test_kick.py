@@ -60,6 +60,12 @@ class TestJobDefinition:
             60.0, False, False,
         )  # fmt: skip
 
+    def test_envs_as_sqsjkrs_code_reads_it(self) -> None:
+        """sqsjkr's code reads "envs" (its README says "env"): both are the environment."""
+        for field in ("env", "envs"):
+            body = {"command": "true", field: {"MAILTO": "a@b.c"}}
+            assert JobDefinition.from_message(message(body)).env == {"MAILTO": "a@b.c"}
+
     def test_life_time_as_seconds_or_durations(self) -> None:
         """An integer is seconds; strings take s, m, h units."""
         for value, seconds in ((30, 30.0), ("1h", 3600.0), ("90s", 90.0), ("500ms", 0.5)):
@@ -75,6 +81,12 @@ class TestJobDefinition:
             ({"command": 7}, "field 'command' must be a string"),
             ({"command": "true", "life_time": "soon"}, "field 'life_time' must be seconds"),
             ({"command": "true", "env": {"N": 1}}, "field 'env.N' must be a string"),
+            ({"command": "true", "envs": {"N": 1}}, "field 'envs.N' must be a string"),
+            ({"command": "true", "envs": ["N"]}, "field 'envs' must be an object"),
+            (
+                {"command": "true", "env": {"A": "1"}, "envs": {"B": "2"}},
+                "fields 'env' and 'envs' are both given",
+            ),
             ({"command": "true", "lock_id": ["a"]}, "field 'lock_id' must be a string"),
             ({"command": "true", "abort_if_locked": "yes"}, "'abort_if_locked' must be true"),
         ],
