@@ -11,8 +11,14 @@ Each message body is sqsjkr's job definition:
 the queue can run commands on this host, so `kick` refuses to start without `--allow-shell`.
 `event_id` runs the job at most once within the idempotency ttl (`run_once`, sqsjkr's
 throttler), `lock_id` runs one job per id at a time across every kicker sharing the lock
-table (`run_exclusive`, sqsjkr's locker). A job still running after its `life_time` fires
-the `--life-time-trigger` command once, with the job definition on its stdin.
+table (`run_exclusive`, sqsjkr's locker).
+
+`life_time` counts from when the job was sent (the message's SentTimestamp, as sqsjkr
+measures it; from when this kicker first saw it when SQS does not say). A job already past
+it is not run, as in sqsjkr: it is checked before each try of its lock and just before it
+starts; the `--life-time-trigger` command fires and the message is discarded. A job still
+running when its life_time passes fires the trigger then, and goes on. The trigger fires at
+most once per message per kicker, with the job definition (the message body) on its stdin.
 
 sqsjkr's TOML (`[account]`, `[sqs]`, `[kicker]`) is read as it is, below every other source
 of settings; `/stats/metrics/v2` answers sqsjkr's JSON on the stats port.
@@ -28,7 +34,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import tomllib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -66,6 +74,12 @@ SHELL = "/bin/sh"
 LOCK_RETRY_DELAY = 2.0  # about how long a job whose lock_id is held waits before it comes back
 _NOT_FOR_KICK = frozenset({"idempotency_key", "lock_key", "processes"})  # keys come from jobs
 _DRAIN_AFTER_EXIT = 1.0
+REMEMBERED = 10_000  # message ids a kicker remembers for its life-time bookkeeping
+
+
+def _forget_oldest(memory: OrderedDict[str, Any]) -> None:
+    while len(memory) > REMEMBERED:
+        memory.popitem(last=False)
 
 
 class JobDefinitionError(ValueError):
@@ -193,6 +207,15 @@ class Kicker:
         concurrency: the most jobs at once (for the idle count of /stats/metrics/v2).
         retry_delay: about how long before a job whose lock_id (or event_id) is busy
             elsewhere comes back.
+        clock: the wall clock (seconds since the epoch) that a job's age is measured on,
+            against its SentTimestamp.
+
+    A job's life_time counts from when it was sent (`Message.sent_at`; when SQS does not
+    say, from when this kicker first saw it). A job past it is not run: the trigger fires
+    and the message is discarded (sqsjkr's rule), checked before each try of its lock and
+    again just before it starts. A job still running when its life_time passes fires the
+    trigger then. The trigger fires at most once per message per kicker (the last
+    `REMEMBERED` message ids are kept), whatever the number of deliveries.
     """
 
     def __init__(
@@ -207,6 +230,7 @@ class Kicker:
         timeout: float | None = None,
         concurrency: int = 10,
         retry_delay: float = LOCK_RETRY_DELAY,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.idempotency = idempotency
         self.locks = locks
@@ -217,12 +241,15 @@ class Kicker:
         self.timeout = timeout
         self.concurrency = concurrency
         self.retry_delay = retry_delay
+        self.clock = clock
         self.busy = 0
         self.succeeded = 0
         self.failed = 0
         self.errored = 0
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
+        self._fired: OrderedDict[str, None] = OrderedDict()  # message ids whose trigger fired
+        self._first_seen: OrderedDict[str, float] = OrderedDict()  # ids without SentTimestamp
 
     def __repr__(self) -> str:
         return f"<Kicker busy={self.busy} trigger={self.life_time_trigger!r}>"
@@ -257,6 +284,9 @@ class Kicker:
             abort = self.abort_if_locked if job.abort_if_locked is None else job.abort_if_locked
 
             async def locked() -> Any:
+                # sqsjkr checks the life time before each try of the lock: a job that
+                # waits on a held lock past its life_time is dropped, not run late.
+                await self._check_life_time(job, message)
                 return await run_exclusive(
                     self.locks, lock_key, inner_lock, lease=self.lease, abort_if_locked=abort,
                     retry_delay=self.retry_delay, message_id=message.message_id,
@@ -276,11 +306,12 @@ class Kicker:
             call = once
         try:
             await call()
-        except Discard:  # locked with abort_if_locked: the command was not invoked
+        except Discard:  # past its life_time, or locked with abort_if_locked: not invoked
             self.failed += 1
             raise
 
     async def _kick(self, job: JobDefinition, message: Message) -> None:
+        await self._check_life_time(job, message)
         self.busy += 1
         status: int | None = None
         failure: OSError | None = None
@@ -290,6 +321,7 @@ class Kicker:
                     job.life_time is not None
                     and self.life_time_trigger
                     and not job.disable_life_time_trigger
+                    and message.message_id not in self._fired
                 ):
                     tg.start_soon(self._watch_life_time, job, message)
                 try:
@@ -315,14 +347,61 @@ class Kicker:
             raise ExecError(f"the job was killed by signal {-status}")
         raise ExecError(f"the job exited with status {status}")
 
+    def _age(self, message: Message) -> float:
+        """Seconds since the job was sent (SentTimestamp), else since this kicker first saw it."""
+        sent = message.sent_at
+        if sent is not None:
+            return self.clock() - sent.timestamp()
+        with self._lock:
+            first = self._first_seen.get(message.message_id)
+            if first is None:
+                first = self._first_seen[message.message_id] = self.clock()
+                _forget_oldest(self._first_seen)
+        return self.clock() - first
+
+    def _take_trigger(self, job: JobDefinition, message: Message) -> str | None:
+        """The trigger to fire for this job now, or None: none configured, disabled for the
+        job, or already fired for this message (at most once per message per kicker)."""
+        trigger = self.life_time_trigger
+        if not trigger or job.disable_life_time_trigger:
+            return None
+        with self._lock:
+            if message.message_id in self._fired:
+                return None
+            self._fired[message.message_id] = None
+            _forget_oldest(self._fired)
+        return trigger
+
+    async def _check_life_time(self, job: JobDefinition, message: Message) -> None:
+        """Before a job runs: one past its life_time fires the trigger and is discarded.
+
+        Raises:
+            Discard: the job is past its life_time (sqsjkr drops it too).
+        """
+        if job.life_time is None:
+            return
+        age = self._age(message)
+        if age <= job.life_time:
+            return
+        trigger = self._take_trigger(job, message)
+        log.warning("%s: job sent %.1f s ago, past its life_time of %g s: not run, dropped%s",
+                    message.message_id, age, job.life_time,
+                    "; firing the trigger" if trigger else "")  # fmt: skip
+        if trigger is not None:
+            await run_sync(self._fire, trigger, message)
+        raise Discard()
+
     async def _watch_life_time(self, job: JobDefinition, message: Message) -> None:
-        assert job.life_time is not None and self.life_time_trigger is not None
-        await anyio.sleep(job.life_time)
-        log.warning("%s: job still running after its life_time of %g s: firing the trigger",
-                    message.message_id, job.life_time)  # fmt: skip
+        assert job.life_time is not None
+        await anyio.sleep(max(0.0, job.life_time - self._age(message)))
+        trigger = self._take_trigger(job, message)
+        if trigger is None:
+            return
+        log.warning("%s: job still running past its life_time of %g s (since it was sent): "
+                    "firing the trigger", message.message_id, job.life_time)  # fmt: skip
         # A thread of its own, not one of the consumer's: those may all be busy with jobs
         # (max_concurrent_num = 1), and the trigger must fire while the job still runs.
-        _thread(self._fire, self.life_time_trigger, message)
+        _thread(self._fire, trigger, message)
 
     def _fire(self, trigger: str, message: Message) -> None:
         try:

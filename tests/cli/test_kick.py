@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,21 @@ stats_port = {port}
 """
 
 
-def message(body: Any, message_id: str = "m-1") -> Message:
+def message(body: Any, message_id: str = "m-1", *, sent: float | None = None) -> Message:
+    """A received job; `sent`: its SentTimestamp, in seconds since the epoch."""
     text = body if isinstance(body, str) else json.dumps(body)
-    return Message(message_id=message_id, receipt_handle="r", body=text)
+    attributes = {} if sent is None else {"SentTimestamp": str(round(sent * 1000))}
+    return Message(message_id=message_id, receipt_handle="r", body=text, attributes=attributes)
+
+
+class Clock:
+    """A wall clock that moves only when the test sets `now`."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class TestJobDefinition:
@@ -166,6 +179,124 @@ class TestKicker:
         await kick(message(slow))
         assert not fired.exists()
 
+    async def test_a_job_sent_longer_ago_than_its_life_time_is_not_run(
+        self, tmp_path: Path
+    ) -> None:
+        """sqsjkr's rule: the age counts from SentTimestamp; a job past its life_time does
+        not run, the trigger fires with the job on stdin, and the message is discarded."""
+        from sqs_consumer import Discard
+
+        out, fired = tmp_path / "out.txt", tmp_path / "fired.txt"
+        kick = kicker(life_time_trigger=f"cat >> {fired}; echo >> {fired}")
+        job = {"command": f"echo ran > {out}", "life_time": "1m"}
+        with pytest.raises(Discard):
+            await kick(message(job, sent=time.time() - 61))
+        assert not out.exists()
+        assert fired.read_text().splitlines() == [json.dumps(job)]
+        await kick(message(job, "m-2", sent=time.time() - 30))  # within: it runs
+        assert out.read_text() == "ran\n"
+        assert kick.metrics()["invocations"] == {"succeeded": 1, "failed": 1, "errored": 0}
+
+    async def test_past_its_life_time_without_a_trigger_is_dropped_silently(
+        self, tmp_path: Path
+    ) -> None:
+        """No trigger configured, or disable_life_time_trigger: still not run, discarded."""
+        from sqs_consumer import Discard
+
+        out, fired = tmp_path / "out.txt", tmp_path / "fired.txt"
+        job = {"command": f"echo ran > {out}", "life_time": 5}
+        with pytest.raises(Discard):
+            await kicker()(message(job, sent=time.time() - 10))
+        quiet = kicker(life_time_trigger=f"touch {fired}")
+        with pytest.raises(Discard):
+            await quiet(message(dict(job, disable_life_time_trigger=True), sent=time.time() - 10))
+        assert not out.exists() and not fired.exists()
+
+    async def test_the_running_jobs_life_time_also_counts_from_its_sent_time(
+        self, tmp_path: Path
+    ) -> None:
+        """A job received 59.8 s into its 1 min life_time runs, and the trigger fires about
+        0.2 s later while it still runs, not a minute after it started."""
+        stop, fired = tmp_path / "stop", tmp_path / "fired.txt"
+        sent = 1_700_000_000.0
+        kick = kicker(life_time_trigger=f"cat >> {fired}; echo >> {fired}",
+                      clock=Clock(sent + 59.8))  # fmt: skip
+        job = {"command": f"while [ ! -e {stop} ]; do sleep 0.02; done", "life_time": "1m"}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(kick, message(job, sent=sent))
+            await wait_for(lambda: fired.exists() and fired.read_text().endswith("\n"))
+            assert kick.busy == 1  # fired while the job runs
+            stop.touch()
+        assert fired.read_text().splitlines() == [json.dumps(job)]
+
+    async def test_the_trigger_fires_once_per_message_across_deliveries(
+        self, tmp_path: Path
+    ) -> None:
+        """The trigger fired while attempt 1 ran over its life_time; the job then failed;
+        attempt 2 comes back past its life_time: dropped, with no second trigger."""
+        from sqs_consumer import Discard
+
+        stop, fired = tmp_path / "stop", tmp_path / "fired.txt"
+        kick = kicker(life_time_trigger=f"cat >> {fired}; echo >> {fired}")
+        job = {"command": f"while [ ! -e {stop} ]; do sleep 0.02; done; exit 1",
+               "life_time": "300ms"}  # fmt: skip
+        delivery = message(job, sent=time.time())
+        async with anyio.create_task_group() as tg:
+
+            async def attempt_1() -> None:
+                with pytest.raises(ExecError, match="exited with status 1"):
+                    await kick(delivery)
+
+            tg.start_soon(attempt_1)
+            await wait_for(lambda: fired.exists() and fired.read_text().endswith("\n"))
+            stop.touch()
+        with pytest.raises(Discard):
+            await kick(delivery)  # attempt 2, past its life_time
+        assert fired.read_text().splitlines() == [json.dumps(job)]
+        assert kick.metrics()["invocations"] == {"succeeded": 0, "failed": 1, "errored": 1}
+
+    async def test_without_a_sent_time_the_age_counts_from_the_first_delivery(
+        self, tmp_path: Path
+    ) -> None:
+        """No SentTimestamp: the life_time counts from when this kicker first saw the job."""
+        from sqs_consumer import Discard
+
+        fired = tmp_path / "fired.txt"
+        clock = Clock(1_700_000_000.0)
+        kick = kicker(life_time_trigger=f"cat > {fired}", clock=clock)
+        job = {"command": "exit 1", "life_time": "1m"}
+        with pytest.raises(ExecError):
+            await kick(message(job))  # seen now: it runs (and fails)
+        clock.now += 59
+        with pytest.raises(ExecError):
+            await kick(message(job))  # 59 s after the first delivery: it runs again
+        assert not fired.exists()
+        clock.now += 2
+        with pytest.raises(Discard):
+            await kick(message(job))  # 61 s: dropped, trigger fired
+        assert json.loads(fired.read_text()) == job
+
+    async def test_a_job_waiting_on_its_lock_past_its_life_time_is_dropped(
+        self, tmp_path: Path
+    ) -> None:
+        """sqsjkr checks the life time before each try of a held lock: a job whose lock_id
+        is held and that is past its life_time is discarded with the trigger, not retried."""
+        from sqs_consumer import Discard
+
+        stop, fired = tmp_path / "stop", tmp_path / "fired.txt"
+        kick = kicker(life_time_trigger=f"cat > {fired}")
+        holder = {"command": f"while [ ! -e {stop} ]; do sleep 0.02; done", "lock_id": "L"}
+        waiting = {"command": "true", "lock_id": "L", "life_time": 60}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(kick, message(holder))
+            await wait_for(lambda: kick.busy == 1)
+            with pytest.raises(Retry):
+                await kick(message(waiting, "m-2", sent=time.time() - 30))
+            with pytest.raises(Discard):
+                await kick(message(waiting, "m-2", sent=time.time() - 61))
+            stop.touch()
+        assert json.loads(fired.read_text()) == waiting
+
     async def test_one_lock_id_never_runs_twice_at_once(self, tmp_path: Path) -> None:
         """Two jobs with one lock_id: the second is told to retry while the first runs;
         with abort_if_locked it is discarded instead."""
@@ -256,7 +387,8 @@ def test_kick_locks_and_trigger_across_two_kickers_on_moto(
     cli: Cli, sqs_queue: str, moto_sqs: Any, moto_endpoint: str
 ) -> None:
     """Two kickers sharing a DynamoDB lock table never run two jobs with one lock_id at
-    once; a job that overruns its life_time fires the trigger with its definition."""
+    once; a job past its life_time (counted from its sent time: while it runs, or already
+    when it is received) fires the trigger with its definition, once."""
     table = DynamoDBLockStore(unique_name("kick"), endpoint_url=moto_endpoint, region_name=REGION)
     table.create_table()
     jobs = [
