@@ -21,7 +21,10 @@ running when its life_time passes fires the trigger then, and goes on. The trigg
 most once per message per kicker, with the job definition (the message body) on its stdin.
 
 sqsjkr's TOML (`[account]`, `[sqs]`, `[kicker]`) is read as it is, below every other source
-of settings; `/stats/metrics/v2` answers sqsjkr's JSON on the stats port.
+of settings; `/stats/metrics/v2` answers sqsjkr's JSON on the stats port. sqsjkr's own
+single-dash flags (`-conf`, `-region`, `-profile`, `-lock-table`, `-stats-port`,
+`-log-level`) are accepted; its Unix-socket stats (`-stats-socket`, `stats_socket`) are not,
+with an error that says to use the stats port.
 """
 
 from __future__ import annotations
@@ -496,10 +499,20 @@ def add_kick_parser(commands: Any, formatter: Any, add_setting: Any) -> None:
     groups = {
         "consumer": kick.add_argument_group("consumer options (each also SQS_CONSUMER_<NAME>)"),
         "locks": kick.add_argument_group("locks (docs/exactly-once.md)"),
-        "kick": kick.add_argument_group("sqsjkr"),
+        "kick": kick.add_argument_group(
+            "sqsjkr",
+            "sqsjkr's own flags work too: -conf FILE (--config), -region, -profile, "
+            "-lock-table (both --lock-table and --idempotency-table, as sqsjkr's one table), "
+            "-stats-port, -log-level. -stats-socket (and stats_socket in the TOML) is not "
+            "supported: use --stats-port.",
+        ),
     }
     from .config import LOCK_SETTINGS
 
+    groups["kick"].add_argument("--profile", metavar="NAME",
+                                help="the AWS profile (overrides AWS_PROFILE and the TOML's "
+                                "account.profile; it must be configured)")  # fmt: skip
+    _add_sqsjkr_flags(kick)
     for setting in kick_settings():
         if setting.name in LOCK_SETTINGS:
             group = groups["locks"]
@@ -520,6 +533,47 @@ def add_kick_parser(commands: Any, formatter: Any, add_setting: Any) -> None:
             add_setting(group, setting, "--region")
         else:
             add_setting(group, setting)
+
+
+# sqsjkr's single-dash flags (Go's flag package) -> where each goes here; hidden from --help
+# (the sqsjkr group's description lists them).
+SQSJKR_FLAGS = {
+    "-conf": "config",
+    "-region": "set__region_name",
+    "-profile": "profile",
+    "-lock-table": "sqsjkr_lock_table",
+    "-stats-port": "set__stats_port",
+    "-stats-socket": "stats_socket",
+    "-log-level": "set__log_level",
+}
+STATS_SOCKET_UNSUPPORTED = (
+    "a Unix-socket stats server is not supported by kick: use stats_port (--stats-port) "
+    "for /stats/metrics/v2 instead"
+)
+
+
+def _add_sqsjkr_flags(kick: argparse.ArgumentParser) -> None:
+    for flag, dest in SQSJKR_FLAGS.items():
+        # Registered as whole option strings, so `-conf FILE` is not read as `-c onf FILE`.
+        default = None if dest in ("config", "profile") else argparse.SUPPRESS
+        kick.add_argument(flag, dest=dest, default=default, help=argparse.SUPPRESS)
+
+
+def kick_flags(args: argparse.Namespace) -> dict[str, str]:
+    """The settings given as flags: name -> text, sqsjkr's -lock-table spread over both
+    tables (sqsjkr keeps its locks and its throttle in that one table).
+
+    Raises:
+        ConfigError: -stats-socket was given (not supported).
+    """
+    if getattr(args, "stats_socket", None) is not None:
+        raise ConfigError(f"-stats-socket: {STATS_SOCKET_UNSUPPORTED}")
+    flags = {name[5:]: value for name, value in vars(args).items() if name.startswith("set__")}
+    table = getattr(args, "sqsjkr_lock_table", None)
+    if table is not None:
+        flags.setdefault("lock_table", table)
+        flags.setdefault("idempotency_table", table)
+    return flags
 
 
 def read_sqsjkr_toml(path: str) -> dict[str, tuple[str, Any]]:
@@ -558,6 +612,9 @@ def read_sqsjkr_toml(path: str) -> dict[str, tuple[str, Any]]:
             kind = "an integer" if expected is int else "a string"
             raise ConfigError(f"{source}: expected {kind}, got {value!r}")
         found[name] = (source, value)
+    kicker = document.get("kicker")
+    if isinstance(kicker, dict) and kicker.get("stats_socket") not in (None, ""):
+        raise ConfigError(f"{label}: kicker.stats_socket: {STATS_SOCKET_UNSUPPORTED}")
     return found
 
 
@@ -569,11 +626,26 @@ def _apply_sqsjkr(layers: Layers, toml: Mapping[str, tuple[str, Any]]) -> None:
             layers.put_text(name, str(value), source)
 
 
-def _use_profile(toml: Mapping[str, tuple[str, Any]]) -> None:
+def _use_profile(toml: Mapping[str, tuple[str, Any]], flag: str | None = None) -> None:
+    """Set AWS_PROFILE: from --profile (it must be configured), else from the TOML's
+    account.profile when that is configured and AWS_PROFILE is not set.
+
+    Raises:
+        ConfigError: the --profile named is not configured.
+    """
+    import boto3
+
+    if flag is not None:
+        if flag not in boto3.session.Session().available_profiles:
+            raise ConfigError(
+                f"--profile {flag}: AWS profile {flag!r} is not configured (~/.aws/config or "
+                f"~/.aws/credentials)"
+            )
+        os.environ["AWS_PROFILE"] = flag
+        return
     if "profile" not in toml or "AWS_PROFILE" in os.environ:
         return
     source, profile = toml["profile"]
-    import boto3
 
     if profile in boto3.session.Session().available_profiles:
         os.environ["AWS_PROFILE"] = profile
@@ -642,7 +714,7 @@ def _serve_stats(port: int, kicker: Kicker, consumer: Consumer) -> None:
 
 def run_kick(args: argparse.Namespace) -> int:
     """Run `kick` as the settings say; the exit code."""
-    flags = {name[5:]: value for name, value in vars(args).items() if name.startswith("set__")}
+    flags = kick_flags(args)
     layers = layered(kick_settings(), flags=flags, env_file=args.env_file)
     toml = read_sqsjkr_toml(args.config) if args.config else {}
     _apply_sqsjkr(layers, toml)
@@ -653,7 +725,7 @@ def run_kick(args: argparse.Namespace) -> int:
             "the queue can run commands on this host: give --allow-shell (or "
             "SQS_CONSUMER_ALLOW_SHELL=true) to accept that"
         )
-    _use_profile(toml)
+    _use_profile(toml, args.profile)
     _queue_url(layers, toml)
     options: ConsumerOptions = build_options(layers)
     stats_port = options.stats_port

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -335,10 +336,76 @@ def test_kick_needs_allow_shell(cli: Cli) -> None:
     assert "--allow-shell" in done.stderr
 
 
+def test_sqsjkrs_own_flags_map_to_ours() -> None:
+    """sqsjkr's single-dash flags are whole options (-conf is not -c onf); -lock-table is
+    sqsjkr's one table for locks and throttle, so it names both, below our own flags."""
+    from sqs_consumer.cli import build_parser
+    from sqs_consumer.cli.kick import kick_flags
+
+    args = build_parser().parse_args([
+        "kick", "-conf", "sqsjkr.toml", "-region", "ap-northeast-1", "-profile", "jkr",
+        "-lock-table", "sqsjkr", "-stats-port", "8061", "-log-level", "debug",
+    ])  # fmt: skip
+    assert (args.config, args.profile) == ("sqsjkr.toml", "jkr")
+    assert kick_flags(args) == {
+        "region_name": "ap-northeast-1",
+        "lock_table": "sqsjkr",
+        "idempotency_table": "sqsjkr",
+        "stats_port": "8061",
+        "log_level": "debug",
+    }
+    args = build_parser().parse_args(
+        ["kick", "-lock-table", "sqsjkr", "--idempotency-table", "events"]
+    )
+    assert kick_flags(args) == {"lock_table": "sqsjkr", "idempotency_table": "events"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "toml", "error"),
+    [
+        (["-stats-socket", "/tmp/sqsjkr.sock"], None, "-stats-socket: a Unix-socket stats"),
+        (["-conf", "sqsjkr.toml"], 'stats_socket = "/tmp/s.sock"',
+         "sqsjkr.toml: kicker.stats_socket: a Unix-socket stats"),
+        (["-conf", "missing.toml"], None, "--config missing.toml: No such file"),
+        (["-profile", "nowhere"], None, "--profile nowhere: AWS profile 'nowhere' is not "
+         "configured"),
+        (["-conf"], None, "argument -conf: expected one argument"),
+    ],
+)  # fmt: skip
+def test_sqsjkrs_flags_fail_in_one_line(
+    cli: Cli, flags: list[str], toml: str | None, error: str
+) -> None:
+    """A flag kick cannot honour (sqsjkr's Unix-socket stats, a missing profile or file)
+    is one line and exit 2, never a traceback; stats_socket says to use stats_port."""
+    if toml is not None:
+        (cli.cwd / "sqsjkr.toml").write_text(f"[kicker]\n{toml}\n")
+    done = cli.run("kick", "--allow-shell", "--queue-url", "memory://jobs", *flags,
+                   env={"AWS_CONFIG_FILE": str(cli.cwd / "none"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(cli.cwd / "none")})  # fmt: skip
+    assert done.returncode == 2
+    assert error in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    if "stats_socket" in error or "stats-socket" in error:
+        assert "use stats_port (--stats-port)" in done.stderr
+
+
+def test_profile_flag_sets_aws_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-profile (--profile) names the AWS profile over AWS_PROFILE and the TOML's."""
+    from sqs_consumer.cli.kick import _use_profile
+
+    config = tmp_path / "config"
+    config.write_text("[profile jkr]\nregion = ap-northeast-1\n[default]\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "default")
+    _use_profile({"profile": ("sqsjkr.toml: account.profile", "default")}, "jkr")
+    assert os.environ["AWS_PROFILE"] == "jkr"
+
+
 def test_kick_with_sqsjkrs_toml_and_jobs_on_moto(
     cli: Cli, moto_sqs: Any, moto_endpoint: str
 ) -> None:
-    """sqsjkr's TOML as it is (queue by name): the example job runs with its env, a
+    """sqsjkr's TOML as it is (queue by name, with sqsjkr's -conf flag): the example job
+    runs with its env, a
     malformed one goes to the DLQ, and /stats/metrics/v2 answers sqsjkr's JSON."""
     name = unique_name("kick")
     url = moto_sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -356,7 +423,7 @@ def test_kick_with_sqsjkrs_toml_and_jobs_on_moto(
     job = dict(EXAMPLE_JOB, command='echo "hello $MAILTO" > hello.txt')
     send(moto_sqs, url, [json.dumps(job), '{"env": {}}'])
     process = cli.start(
-        "kick", "-c", "sqsjkr.toml", "--allow-shell", "--endpoint-url", moto_endpoint,
+        "kick", "-conf", "sqsjkr.toml", "--allow-shell", "--endpoint-url", moto_endpoint,
         "--wait-time-seconds", "1", "--max-receives", "1", "--dead-letter-queue-url", dlq,
     )  # fmt: skip
     hello = cli.cwd / "hello.txt"
