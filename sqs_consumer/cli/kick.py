@@ -5,15 +5,26 @@ Each message body is sqsjkr's job definition:
     {"command": "echo hi", "env": {"NAME": "value"}, "event_id": "...", "lock_id": "...",
      "life_time": "1m", "abort_if_locked": false, "disable_life_time_trigger": false}
 
+(`envs` is accepted for `env`: sqsjkr's README says `env`, its code reads `envs`.)
+
 `command` runs through `/bin/sh -c`, because that is sqsjkr's contract: whoever can send to
 the queue can run commands on this host, so `kick` refuses to start without `--allow-shell`.
 `event_id` runs the job at most once within the idempotency ttl (`run_once`, sqsjkr's
 throttler), `lock_id` runs one job per id at a time across every kicker sharing the lock
-table (`run_exclusive`, sqsjkr's locker). A job still running after its `life_time` fires
-the `--life-time-trigger` command once, with the job definition on its stdin.
+table (`run_exclusive`, sqsjkr's locker).
+
+`life_time` counts from when the job was sent (the message's SentTimestamp, as sqsjkr
+measures it; from when this kicker first saw it when SQS does not say). A job already past
+it is not run, as in sqsjkr: it is checked before each try of its lock and just before it
+starts; the `--life-time-trigger` command fires and the message is discarded. A job still
+running when its life_time passes fires the trigger then, and goes on. The trigger fires at
+most once per message per kicker, with the job definition (the message body) on its stdin.
 
 sqsjkr's TOML (`[account]`, `[sqs]`, `[kicker]`) is read as it is, below every other source
-of settings; `/stats/metrics/v2` answers sqsjkr's JSON on the stats port.
+of settings; `/stats/metrics/v2` answers sqsjkr's JSON on the stats port. sqsjkr's own
+single-dash flags (`-conf`, `-region`, `-profile`, `-lock-table`, `-stats-port`,
+`-log-level`) are accepted; its Unix-socket stats (`-stats-socket`, `stats_socket`) are not,
+with an error that says to use the stats port.
 """
 
 from __future__ import annotations
@@ -26,7 +37,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import tomllib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -35,6 +48,7 @@ import attrs
 
 from .._pipeline.calls import run_sync
 from ..consumer import Consumer
+from ..errors import Discard
 from ..locks.middleware import run_exclusive, run_once
 from ..locks.store import LockCheckError, LockStore
 from ..message import Message
@@ -63,6 +77,12 @@ SHELL = "/bin/sh"
 LOCK_RETRY_DELAY = 2.0  # about how long a job whose lock_id is held waits before it comes back
 _NOT_FOR_KICK = frozenset({"idempotency_key", "lock_key", "processes"})  # keys come from jobs
 _DRAIN_AFTER_EXIT = 1.0
+REMEMBERED = 10_000  # message ids a kicker remembers for its life-time bookkeeping
+
+
+def _forget_oldest(memory: OrderedDict[str, Any]) -> None:
+    while len(memory) > REMEMBERED:
+        memory.popitem(last=False)
 
 
 class JobDefinitionError(ValueError):
@@ -103,16 +123,24 @@ def _life_time(value: Any) -> float | None:
     )
 
 
-def _environment(value: Any) -> dict[str, str]:
+def _environment(body: Mapping[str, Any]) -> dict[str, str]:
+    # sqsjkr's README says "env", its code reads "envs": either is accepted, not both.
+    if "env" in body and "envs" in body:
+        raise JobDefinitionError(
+            "fields 'env' and 'envs' are both given: they are the same field (sqsjkr's README "
+            "says 'env', its code reads 'envs'), give one"
+        )
+    field = "envs" if "envs" in body else "env"
+    value = body.get(field)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise JobDefinitionError(f"field 'env' must be an object of strings, got {value!r}")
+        raise JobDefinitionError(f"field {field!r} must be an object of strings, got {value!r}")
     for name, text in value.items():
         if not isinstance(text, str):
-            raise JobDefinitionError(f"field 'env.{name}' must be a string, got {text!r}")
+            raise JobDefinitionError(f"field '{field}.{name}' must be a string, got {text!r}")
         if not name or "=" in name or "\0" in name or "\0" in text:
-            raise JobDefinitionError(f"field 'env' has an invalid variable {name!r}")
+            raise JobDefinitionError(f"field {field!r} has an invalid variable {name!r}")
     return dict(value)
 
 
@@ -155,7 +183,7 @@ class JobDefinition:
             assert command is not None
             return cls(
                 command=command,
-                env=_environment(body.get("env")),
+                env=_environment(body),
                 event_id=_text(body, "event_id"),
                 lock_id=_text(body, "lock_id"),
                 life_time=_life_time(body.get("life_time")),
@@ -182,6 +210,15 @@ class Kicker:
         concurrency: the most jobs at once (for the idle count of /stats/metrics/v2).
         retry_delay: about how long before a job whose lock_id (or event_id) is busy
             elsewhere comes back.
+        clock: the wall clock (seconds since the epoch) that a job's age is measured on,
+            against its SentTimestamp.
+
+    A job's life_time counts from when it was sent (`Message.sent_at`; when SQS does not
+    say, from when this kicker first saw it). A job past it is not run: the trigger fires
+    and the message is discarded (sqsjkr's rule), checked before each try of its lock and
+    again just before it starts. A job still running when its life_time passes fires the
+    trigger then. The trigger fires at most once per message per kicker (the last
+    `REMEMBERED` message ids are kept), whatever the number of deliveries.
     """
 
     def __init__(
@@ -196,6 +233,7 @@ class Kicker:
         timeout: float | None = None,
         concurrency: int = 10,
         retry_delay: float = LOCK_RETRY_DELAY,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.idempotency = idempotency
         self.locks = locks
@@ -206,12 +244,15 @@ class Kicker:
         self.timeout = timeout
         self.concurrency = concurrency
         self.retry_delay = retry_delay
+        self.clock = clock
         self.busy = 0
         self.succeeded = 0
         self.failed = 0
         self.errored = 0
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
+        self._fired: OrderedDict[str, None] = OrderedDict()  # message ids whose trigger fired
+        self._first_seen: OrderedDict[str, float] = OrderedDict()  # ids without SentTimestamp
 
     def __repr__(self) -> str:
         return f"<Kicker busy={self.busy} trigger={self.life_time_trigger!r}>"
@@ -233,7 +274,7 @@ class Kicker:
         try:
             job = JobDefinition.from_message(message)
         except JobDefinitionError:
-            self.errored += 1
+            self.failed += 1  # sqsjkr's meaning: the command could not be invoked
             raise
 
         async def kick() -> None:
@@ -246,6 +287,9 @@ class Kicker:
             abort = self.abort_if_locked if job.abort_if_locked is None else job.abort_if_locked
 
             async def locked() -> Any:
+                # sqsjkr checks the life time before each try of the lock: a job that
+                # waits on a held lock past its life_time is dropped, not run late.
+                await self._check_life_time(job, message)
                 return await run_exclusive(
                     self.locks, lock_key, inner_lock, lease=self.lease, abort_if_locked=abort,
                     retry_delay=self.retry_delay, message_id=message.message_id,
@@ -263,45 +307,104 @@ class Kicker:
                 )  # fmt: skip
 
             call = once
-        await call()
+        try:
+            await call()
+        except Discard:  # past its life_time, or locked with abort_if_locked: not invoked
+            self.failed += 1
+            raise
 
     async def _kick(self, job: JobDefinition, message: Message) -> None:
+        await self._check_life_time(job, message)
         self.busy += 1
+        status: int | None = None
+        failure: OSError | None = None
         try:
             async with anyio.create_task_group() as tg:
                 if (
                     job.life_time is not None
                     and self.life_time_trigger
                     and not job.disable_life_time_trigger
+                    and message.message_id not in self._fired
                 ):
                     tg.start_soon(self._watch_life_time, job, message)
                 try:
                     status = await run_sync(self._execute, job, message.message_id)
+                except OSError as exc:  # the shell could not even start
+                    failure = exc
                 finally:
                     tg.cancel_scope.cancel()
-        except OSError as exc:  # the shell could not even start
-            self.errored += 1
-            raise ExecError(f"cannot run the job of message {message.message_id}: {exc}") from exc
         finally:
             self.busy -= 1
+        if failure is not None:  # raised out here, not wrapped in the task group's group
+            self.failed += 1  # sqsjkr's meaning: the command could not be invoked
+            raise ExecError(
+                f"cannot run the job of message {message.message_id}: {failure}"
+            ) from failure
         if status == 0:
             self.succeeded += 1
             return
-        self.failed += 1
+        self.errored += 1  # sqsjkr's meaning: the command ran and returned an error
         if status is None:
             raise ExecError(f"the job ran over {self.timeout:g} s: its process group was killed")
         if status < 0:
             raise ExecError(f"the job was killed by signal {-status}")
         raise ExecError(f"the job exited with status {status}")
 
+    def _age(self, message: Message) -> float:
+        """Seconds since the job was sent (SentTimestamp), else since this kicker first saw it."""
+        sent = message.sent_at
+        if sent is not None:
+            return self.clock() - sent.timestamp()
+        with self._lock:
+            first = self._first_seen.get(message.message_id)
+            if first is None:
+                first = self._first_seen[message.message_id] = self.clock()
+                _forget_oldest(self._first_seen)
+        return self.clock() - first
+
+    def _take_trigger(self, job: JobDefinition, message: Message) -> str | None:
+        """The trigger to fire for this job now, or None: none configured, disabled for the
+        job, or already fired for this message (at most once per message per kicker)."""
+        trigger = self.life_time_trigger
+        if not trigger or job.disable_life_time_trigger:
+            return None
+        with self._lock:
+            if message.message_id in self._fired:
+                return None
+            self._fired[message.message_id] = None
+            _forget_oldest(self._fired)
+        return trigger
+
+    async def _check_life_time(self, job: JobDefinition, message: Message) -> None:
+        """Before a job runs: one past its life_time fires the trigger and is discarded.
+
+        Raises:
+            Discard: the job is past its life_time (sqsjkr drops it too).
+        """
+        if job.life_time is None:
+            return
+        age = self._age(message)
+        if age <= job.life_time:
+            return
+        trigger = self._take_trigger(job, message)
+        log.warning("%s: job sent %.1f s ago, past its life_time of %g s: not run, dropped%s",
+                    message.message_id, age, job.life_time,
+                    "; firing the trigger" if trigger else "")  # fmt: skip
+        if trigger is not None:
+            await run_sync(self._fire, trigger, message)
+        raise Discard()
+
     async def _watch_life_time(self, job: JobDefinition, message: Message) -> None:
-        assert job.life_time is not None and self.life_time_trigger is not None
-        await anyio.sleep(job.life_time)
-        log.warning("%s: job still running after its life_time of %g s: firing the trigger",
-                    message.message_id, job.life_time)  # fmt: skip
+        assert job.life_time is not None
+        await anyio.sleep(max(0.0, job.life_time - self._age(message)))
+        trigger = self._take_trigger(job, message)
+        if trigger is None:
+            return
+        log.warning("%s: job still running past its life_time of %g s (since it was sent): "
+                    "firing the trigger", message.message_id, job.life_time)  # fmt: skip
         # A thread of its own, not one of the consumer's: those may all be busy with jobs
         # (max_concurrent_num = 1), and the trigger must fire while the job still runs.
-        _thread(self._fire, self.life_time_trigger, message)
+        _thread(self._fire, trigger, message)
 
     def _fire(self, trigger: str, message: Message) -> None:
         try:
@@ -396,10 +499,20 @@ def add_kick_parser(commands: Any, formatter: Any, add_setting: Any) -> None:
     groups = {
         "consumer": kick.add_argument_group("consumer options (each also SQS_CONSUMER_<NAME>)"),
         "locks": kick.add_argument_group("locks (docs/exactly-once.md)"),
-        "kick": kick.add_argument_group("sqsjkr"),
+        "kick": kick.add_argument_group(
+            "sqsjkr",
+            "sqsjkr's own flags work too: -conf FILE (--config), -region, -profile, "
+            "-lock-table (both --lock-table and --idempotency-table, as sqsjkr's one table), "
+            "-stats-port, -log-level. -stats-socket (and stats_socket in the TOML) is not "
+            "supported: use --stats-port.",
+        ),
     }
     from .config import LOCK_SETTINGS
 
+    groups["kick"].add_argument("--profile", metavar="NAME",
+                                help="the AWS profile (overrides AWS_PROFILE and the TOML's "
+                                "account.profile; it must be configured)")  # fmt: skip
+    _add_sqsjkr_flags(kick)
     for setting in kick_settings():
         if setting.name in LOCK_SETTINGS:
             group = groups["locks"]
@@ -420,6 +533,47 @@ def add_kick_parser(commands: Any, formatter: Any, add_setting: Any) -> None:
             add_setting(group, setting, "--region")
         else:
             add_setting(group, setting)
+
+
+# sqsjkr's single-dash flags (Go's flag package) -> where each goes here; hidden from --help
+# (the sqsjkr group's description lists them).
+SQSJKR_FLAGS = {
+    "-conf": "config",
+    "-region": "set__region_name",
+    "-profile": "profile",
+    "-lock-table": "sqsjkr_lock_table",
+    "-stats-port": "set__stats_port",
+    "-stats-socket": "stats_socket",
+    "-log-level": "set__log_level",
+}
+STATS_SOCKET_UNSUPPORTED = (
+    "a Unix-socket stats server is not supported by kick: use stats_port (--stats-port) "
+    "for /stats/metrics/v2 instead"
+)
+
+
+def _add_sqsjkr_flags(kick: argparse.ArgumentParser) -> None:
+    for flag, dest in SQSJKR_FLAGS.items():
+        # Registered as whole option strings, so `-conf FILE` is not read as `-c onf FILE`.
+        default = None if dest in ("config", "profile") else argparse.SUPPRESS
+        kick.add_argument(flag, dest=dest, default=default, help=argparse.SUPPRESS)
+
+
+def kick_flags(args: argparse.Namespace) -> dict[str, str]:
+    """The settings given as flags: name -> text, sqsjkr's -lock-table spread over both
+    tables (sqsjkr keeps its locks and its throttle in that one table).
+
+    Raises:
+        ConfigError: -stats-socket was given (not supported).
+    """
+    if getattr(args, "stats_socket", None) is not None:
+        raise ConfigError(f"-stats-socket: {STATS_SOCKET_UNSUPPORTED}")
+    flags = {name[5:]: value for name, value in vars(args).items() if name.startswith("set__")}
+    table = getattr(args, "sqsjkr_lock_table", None)
+    if table is not None:
+        flags.setdefault("lock_table", table)
+        flags.setdefault("idempotency_table", table)
+    return flags
 
 
 def read_sqsjkr_toml(path: str) -> dict[str, tuple[str, Any]]:
@@ -458,6 +612,9 @@ def read_sqsjkr_toml(path: str) -> dict[str, tuple[str, Any]]:
             kind = "an integer" if expected is int else "a string"
             raise ConfigError(f"{source}: expected {kind}, got {value!r}")
         found[name] = (source, value)
+    kicker = document.get("kicker")
+    if isinstance(kicker, dict) and kicker.get("stats_socket") not in (None, ""):
+        raise ConfigError(f"{label}: kicker.stats_socket: {STATS_SOCKET_UNSUPPORTED}")
     return found
 
 
@@ -469,11 +626,26 @@ def _apply_sqsjkr(layers: Layers, toml: Mapping[str, tuple[str, Any]]) -> None:
             layers.put_text(name, str(value), source)
 
 
-def _use_profile(toml: Mapping[str, tuple[str, Any]]) -> None:
+def _use_profile(toml: Mapping[str, tuple[str, Any]], flag: str | None = None) -> None:
+    """Set AWS_PROFILE: from --profile (it must be configured), else from the TOML's
+    account.profile when that is configured and AWS_PROFILE is not set.
+
+    Raises:
+        ConfigError: the --profile named is not configured.
+    """
+    import boto3
+
+    if flag is not None:
+        if flag not in boto3.session.Session().available_profiles:
+            raise ConfigError(
+                f"--profile {flag}: AWS profile {flag!r} is not configured (~/.aws/config or "
+                f"~/.aws/credentials)"
+            )
+        os.environ["AWS_PROFILE"] = flag
+        return
     if "profile" not in toml or "AWS_PROFILE" in os.environ:
         return
     source, profile = toml["profile"]
-    import boto3
 
     if profile in boto3.session.Session().available_profiles:
         os.environ["AWS_PROFILE"] = profile
@@ -542,7 +714,7 @@ def _serve_stats(port: int, kicker: Kicker, consumer: Consumer) -> None:
 
 def run_kick(args: argparse.Namespace) -> int:
     """Run `kick` as the settings say; the exit code."""
-    flags = {name[5:]: value for name, value in vars(args).items() if name.startswith("set__")}
+    flags = kick_flags(args)
     layers = layered(kick_settings(), flags=flags, env_file=args.env_file)
     toml = read_sqsjkr_toml(args.config) if args.config else {}
     _apply_sqsjkr(layers, toml)
@@ -553,7 +725,7 @@ def run_kick(args: argparse.Namespace) -> int:
             "the queue can run commands on this host: give --allow-shell (or "
             "SQS_CONSUMER_ALLOW_SHELL=true) to accept that"
         )
-    _use_profile(toml)
+    _use_profile(toml, args.profile)
     _queue_url(layers, toml)
     options: ConsumerOptions = build_options(layers)
     stats_port = options.stats_port
