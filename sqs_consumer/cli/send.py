@@ -1,5 +1,6 @@
 """`sqs-consumer send`: one message per input line, in batches of 10 through `Producer`.
 
+The queue is checked first (a missing queue is a usage error, exit 2, as for run/http/exec).
 Lines are sent as they are (a JSON line stays that JSON text); blank lines are skipped.
 Lines go out as they are read, so `tail -f log | sqs-consumer send` streams. A progress bar
 shows on a terminal (with rich installed); a final count is printed always, and failed
@@ -12,17 +13,46 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import IO, Any
 
+from .._pipeline.sqs import describe
+from .._retrying import drive, retried
 from .._sqs_rules import MAX_BATCH_ENTRIES
-from ..errors import SqsError
+from ..errors import SqsError, error_code
 from ..producer import Producer, SendError
+from ..producer._sending import BACKOFF
 from .config import ConfigError, layered, option_settings
 
 __all__ = ["run_send"]
 
 BATCH = MAX_BATCH_ENTRIES  # a SendMessageBatch per chunk of lines
 SHOWN_FAILURES = 20  # failed line numbers listed before "..."
+CHECK_ATTEMPTS = 4  # tries of the queue check while SQS fails transiently, as run's check
+_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "AuthorizationError"})
+
+
+def _check_queue(producer: Producer) -> None:
+    """GetQueueAttributes once before any line, as run/http/exec check their queue at start.
+
+    A missing queue, bad credentials or an unreachable endpoint is then one usage error,
+    not a failed first batch. A role allowed to send but not to ask (access denied) goes on:
+    sending needs only sqs:SendMessage.
+
+    Raises:
+        ConfigError: the queue cannot be used; the text names it and SQS's reason.
+    """
+    ask = partial(
+        producer.client.get_queue_attributes,
+        QueueUrl=producer.queue_url,
+        AttributeNames=["QueueArn"],
+    )
+    try:
+        drive(retried(ask, attempts=CHECK_ATTEMPTS, backoff=BACKOFF))
+    except Exception as exc:
+        if error_code(exc) in _ACCESS_DENIED:
+            return
+        raise ConfigError(f"cannot use queue {producer.queue_url}: {describe(exc)}") from None
 
 
 def _lines(stream: IO[str]) -> Iterator[list[tuple[int, str]]]:
@@ -141,6 +171,7 @@ def run_send(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     except Exception as exc:  # e.g. botocore's NoRegionError
         raise ConfigError(f"cannot send to {queue_url}: {exc}") from None
+    _check_queue(producer)
     try:
         stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
     except OSError as exc:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sqs_consumer.cli import live
-from sqs_consumer.cli.send import _ranges
+from sqs_consumer.cli.send import _check_queue, _ranges
 from tests.cli.conftest import Cli
 
 
@@ -62,6 +62,34 @@ def test_send_without_a_queue_is_a_usage_error(cli: Cli) -> None:
     done = cli.run("send", input="x\n")
     assert done.returncode == 2
     assert "no queue" in done.stderr
+
+
+def test_send_to_a_missing_queue_is_a_usage_error(cli: Cli, moto_endpoint: str) -> None:
+    """A queue that does not exist: one line naming it and exit 2, as run/http/exec do."""
+    url = f"{moto_endpoint}/123456789012/no-such-queue"
+    path = cli.cwd / "bodies.txt"
+    path.write_text("one\ntwo\n")
+    done = cli.run("send", str(path), "--queue-url", url, "--endpoint-url", moto_endpoint)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""  # no "sent 0 messages"
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no-such-queue" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_send_only_role_may_not_ask_about_the_queue() -> None:
+    """Access denied on the check is not an error: sending needs only sqs:SendMessage."""
+    from botocore.exceptions import ClientError
+
+    from sqs_consumer.producer import Producer
+    from sqs_consumer.testing import MemorySQS
+
+    class SendOnly(MemorySQS):
+        def get_queue_attributes(self, **kwargs: Any) -> Any:
+            error = {"Error": {"Code": "AccessDenied", "Message": "not allowed"}}
+            raise ClientError(error, "GetQueueAttributes")  # type: ignore[arg-type]
+
+    _check_queue(Producer("memory://send-only", client=SendOnly()))
 
 
 def test_ranges_compress_line_numbers() -> None:
