@@ -12,6 +12,7 @@ flag, a variable and a TOML key without a change here.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -155,7 +156,9 @@ def _text_parser(annotation: str) -> tuple[Callable[[str], Any], str]:
 
     def parse(text: str) -> Any:
         text = text.strip()
-        if optional and text.lower() in ("", "none", "null"):
+        # An empty text is None for a number (an unset variable), but a string option
+        # must be named: `--region ""` is an error, not "no region".
+        if optional and (text.lower() in ("none", "null") or (not text and kind != "str")):
             return None
         if text in literals:
             return text
@@ -174,6 +177,8 @@ def _text_parser(annotation: str) -> tuple[Callable[[str], Any], str]:
             except ValueError:
                 raise ValueError(f"expected {_expected(literals, 'a number', optional)}") from None
         if kind == "str":
+            if optional and not text:
+                raise ValueError("expected a non-empty string (or none)")
             return text
         raise ValueError(f"expected {_expected(literals, None, optional)}")
 
@@ -265,8 +270,8 @@ def _key_spec(text: str) -> str:
 
 def _seconds(text: str) -> float:
     seconds = parse_duration(text)
-    if not seconds > 0:
-        raise ValueError("expected a duration > 0 (seconds, or e.g. 90s, 10m, 24h)")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError("expected a finite duration > 0 (seconds, or e.g. 90s, 10m, 24h)")
     return seconds
 
 

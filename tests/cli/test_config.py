@@ -148,6 +148,33 @@ class TestErrorsNameTheirSource:
             )
         assert str(error.value).startswith("SQS_CONSUMER_POOL_MIN_WORKERS, --concurrency: ")
 
+    @pytest.mark.parametrize(
+        ("flags", "expected"),
+        [
+            (
+                {"shutdown_timeout": "inf"},
+                "--shutdown-timeout: ConsumerOptions.shutdown_timeout must be a finite number "
+                "of seconds >= 0, got inf",
+            ),
+            (
+                {"handler_timeout": "inf"},
+                "--handler-timeout: ConsumerOptions.handler_timeout must be None or a finite "
+                "number of seconds > 0, got inf (None is no limit)",
+            ),
+            ({"pool_idle_timeout": "Infinity"}, "--pool-idle-timeout: ConsumerOptions."),
+            ({"lock_lease": "inf"}, "--lock-lease: expected a finite duration > 0"),
+            ({"region_name": ""}, "--region-name: expected a non-empty string (or none), got ''"),
+            ({"endpoint_url": " "}, "--endpoint-url: expected a non-empty string (or none)"),
+        ],
+    )
+    def test_no_infinite_durations_or_empty_names(
+        self, tmp_path: Path, flags: dict[str, str], expected: str
+    ) -> None:
+        """A deadline must be finite (None where there is none); an empty name is no name."""
+        with pytest.raises(ConfigError) as error:
+            _options(tmp_path, flags={"queue_url": URL, **flags})
+        assert str(error.value).startswith(expected), str(error.value)
+
     def test_no_queue(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="no queue: give --queue-url"):
             _options(tmp_path)
