@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -28,6 +29,7 @@ __all__ = ["run_send"]
 
 BATCH = MAX_BATCH_ENTRIES  # a SendMessageBatch per chunk of lines
 SHOWN_FAILURES = 20  # failed line numbers listed before "..."
+SHOWN_REASONS = 3  # distinct reasons given, each with its lines
 CHECK_ATTEMPTS = 4  # tries of the queue check while SQS fails transiently, as run's check
 _ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "AuthorizationError"})
 
@@ -113,12 +115,30 @@ class _Sender:
         for number, text in chunk:
             try:
                 self.producer.send(text, **self.extra)
+            except SendError as exc:
+                failure = exc.failures[0] if exc.failures else None
+                self.failed[number] = (
+                    f"{failure.code}: {failure.message}" if failure is not None else str(exc)
+                )
             except (ValueError, TypeError, SqsError) as exc:
-                self.failed[number] = str(exc)
+                # The producer counts messages within its call: a lone send's is "message 0".
+                self.failed[number] = re.sub(r"^message 0\b", "the message", str(exc))
             else:
                 self.sent += 1
                 went = True
         return went
+
+
+def _reasons(failed: dict[int, str]) -> str:
+    """Each reason with the input lines it applies to, in the order of their first line."""
+    lines: dict[str, list[int]] = {}
+    for number in sorted(failed):
+        lines.setdefault(failed[number], []).append(number)
+    parts = [
+        f"line{'s' * (len(numbers) > 1)} {_ranges(numbers)}: {reason}"
+        for reason, numbers in lines.items()
+    ]
+    return "; ".join(parts[:SHOWN_REASONS]) + ("; ..." if len(parts) > SHOWN_REASONS else "")
 
 
 def _progress(
@@ -188,9 +208,8 @@ def run_send(args: argparse.Namespace) -> int:
     print(f"sent {sender.sent} message{'s' * (sender.sent != 1)} to {queue_url}", flush=True)
     if not sender.failed:
         return 0
-    reasons = sorted(set(sender.failed.values()))
     print(
-        f"sqs-consumer send: {len(sender.failed)} line(s) failed: {_ranges(list(sender.failed))} ({'; '.join(reasons[:3])})",
+        f"sqs-consumer send: {len(sender.failed)} line(s) failed: {_ranges(list(sender.failed))} ({_reasons(sender.failed)})",
         file=sys.stderr,
     )
     if stopped_at is not None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sqs_consumer.cli import live
+from sqs_consumer.cli import live, main
 from sqs_consumer.cli.send import _check_queue, _ranges
 from tests.cli.conftest import Cli
 
@@ -56,6 +57,27 @@ def test_send_names_the_lines_that_failed(
     assert done.returncode == 1
     assert done.stdout.strip() == f"sent 2 messages to {sqs_queue}"
     assert "1 line(s) failed: 2 (" in done.stderr
+
+
+def test_failures_are_reported_by_input_line_in_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each reason names the input lines it applies to (never "message 0", the index within
+    one call), in line order."""
+    lines = ["ok"] * 8
+    lines[1] = "bad \x01 character"  # refused by the producer before any call
+    lines[5] = "x" * (1024 * 1024 + 1)  # over SQS's limit
+    lines[6] = "also bad \x01"
+    path = tmp_path / "bodies.txt"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["send", str(path), "--queue-url", "memory://send-lines"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "sent 5 messages to memory://send-lines\n"
+    assert err == (
+        "sqs-consumer send: 3 line(s) failed: 2, 6-7 (lines 2, 7: message body contains a "
+        "character SQS rejects: '\\x01'; line 6: the message is 1048577 bytes (body and "
+        "attributes); SQS's limit is 1048576 bytes)\n"
+    )
 
 
 def test_send_without_a_queue_is_a_usage_error(cli: Cli) -> None:
