@@ -14,15 +14,14 @@ import contextlib
 import re
 import sys
 from collections.abc import Callable, Iterator
-from functools import partial
 from typing import IO, Any
 
 from .._pipeline.sqs import describe
-from .._retrying import drive, retried
+from .._retrying import drive
 from .._sqs_rules import MAX_BATCH_ENTRIES
-from ..errors import SqsError, error_code
+from ..errors import SqsError
 from ..producer import Producer, SendError
-from ..producer._sending import BACKOFF
+from ..producer._sending import check_queue
 from .config import ConfigError, layered, option_settings
 
 __all__ = ["run_send"]
@@ -30,30 +29,19 @@ __all__ = ["run_send"]
 BATCH = MAX_BATCH_ENTRIES  # a SendMessageBatch per chunk of lines
 SHOWN_FAILURES = 20  # failed line numbers listed before "..."
 SHOWN_REASONS = 3  # distinct reasons given, each with its lines
-CHECK_ATTEMPTS = 4  # tries of the queue check while SQS fails transiently, as run's check
-_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "AuthorizationError"})
 
 
 def _check_queue(producer: Producer) -> None:
-    """GetQueueAttributes once before any line, as run/http/exec check their queue at start.
-
-    A missing queue, bad credentials or an unreachable endpoint is then one usage error,
-    not a failed first batch. A role allowed to send but not to ask (access denied) goes on:
-    sending needs only sqs:SendMessage.
+    """Check the queue before any line, as run/http/exec do at start-up: a missing queue,
+    bad credentials or an unreachable endpoint is then one usage error, not a failed first
+    batch (access denied on the check goes on: sending needs only sqs:SendMessage).
 
     Raises:
         ConfigError: the queue cannot be used; the text names it and SQS's reason.
     """
-    ask = partial(
-        producer.client.get_queue_attributes,
-        QueueUrl=producer.queue_url,
-        AttributeNames=["QueueArn"],
-    )
     try:
-        drive(retried(ask, attempts=CHECK_ATTEMPTS, backoff=BACKOFF))
+        drive(check_queue(producer.client, producer.queue_url))
     except Exception as exc:
-        if error_code(exc) in _ACCESS_DENIED:
-            return
         raise ConfigError(f"cannot use queue {producer.queue_url}: {describe(exc)}") from None
 
 
