@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -48,17 +49,26 @@ def _int_in(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], N
 def _seconds(
     low: float, high: float | None = None, *, optional: bool = False, low_open: bool = False
 ) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """A finite number of seconds: inf and NaN are refused (every wait of the consumer has a
+    deadline; where there may be none, `optional` makes None mean "no limit")."""
+
     def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None and optional:
             return
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        too_low = number and (value <= low if low_open else value < low)
-        too_high = number and high is not None and value > high
-        if not number or too_low or too_high or value != value:  # value != value: NaN
+        finite = number and math.isfinite(value)
+        too_low = finite and (value <= low if low_open else value < low)
+        too_high = finite and high is not None and value > high
+        if not finite or too_low or too_high:
             lower = f"> {low}" if low_open else f">= {low}"
             upper = f" and <= {high}" if high is not None else ""
             prefix = "None or " if optional else ""
-            raise _fail(attribute.name, f"{prefix}a number of seconds {lower}{upper}", value)
+            error = _fail(
+                attribute.name, f"{prefix}a finite number of seconds {lower}{upper}", value
+            )
+            if optional and high is None and number and value == math.inf:
+                error = ValueError(f"{error} (None is no limit)")
+            raise error
 
     return check
 

@@ -74,8 +74,8 @@ async def _generator_middleware(message: Message, call_next: Any) -> Any:
         ("queue_url", URL + "\n", "whitespace"),
         ("queue_url", URL.replace("jobs", "my jobs"), "whitespace"),
         ("queue_url", "https:///", "names no queue"),
-        ("unhealthy_after", 0, "a number of seconds > 0"),
-        ("unhealthy_after", "30", "a number of seconds > 0"),
+        ("unhealthy_after", 0, "a finite number of seconds > 0"),
+        ("unhealthy_after", "30", "a finite number of seconds > 0"),
     ],
 )
 def test_a_bad_value_is_one_sentence_naming_the_field(

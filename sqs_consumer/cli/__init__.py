@@ -9,9 +9,10 @@ naming the problem and exits 2. Only the command that runs imports what it needs
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 from .._sqs_rules import MAX_DELAY
 from .config import LOCK_SETTINGS, ConfigError, Setting, cli_settings, option_settings
@@ -25,10 +26,53 @@ URL_SETTING = Setting(
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (no usage block) and exit code 2."""
+    """argparse, but a usage error is one line (no usage block) and exit code 2, and a long
+    flag is never abbreviated (`--conc 3` is an error, not `--concurrency 3`): a typo must not
+    be taken for a guess. Every subparser is one, `kick`'s too (`parser_class`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _long_flags(parser: argparse.ArgumentParser) -> list[str]:
+    return [
+        flag for action in parser._actions for flag in action.option_strings if flag[:2] == "--"
+    ]
+
+
+def _hint(commands: Mapping[str, argparse.ArgumentParser], command: str, argument: str) -> str:
+    """What an unrecognized `--flag` may have meant: another command's flag, a whole flag it
+    abbreviates, or a flag close to it ("" when nothing fits)."""
+    flag = argument.split("=", 1)[0]
+    own = _long_flags(commands[command])
+    elsewhere = [name for name, parser in commands.items() if flag in _long_flags(parser)]
+    if elsewhere:
+        return f"{flag} is a flag of {' and '.join(elsewhere)} only"
+    longer = [whole for whole in own if whole.startswith(flag)]
+    if longer:
+        return f"did you mean {' or '.join(longer[:3])}? flags are not abbreviated"
+    close = difflib.get_close_matches(flag, own, n=1)
+    return f"did you mean {close[0]}?" if close else ""
+
+
+def _unrecognized(parser: argparse.ArgumentParser, command: str, extras: list[str]) -> NoReturn:
+    """One line for arguments no flag took, from the command's own parser, with hints."""
+    commands = _commands(parser)
+    hints = [_hint(commands, command, extra) for extra in extras if extra[:2] == "--"]
+    shown = "; ".join(hint for hint in hints if hint)
+    text = "unrecognized arguments: " + " ".join(extras) + (f" ({shown})" if shown else "")
+    commands[command].error(text)
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -252,7 +296,10 @@ def _attribute(text: str) -> tuple[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for usage errors)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(arguments)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(arguments)
+    if extras:
+        _unrecognized(parser, args.command, extras)
     try:
         if args.command == "demo":
             from .demo import run_demo

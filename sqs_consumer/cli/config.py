@@ -12,6 +12,7 @@ flag, a variable and a TOML key without a change here.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -66,6 +67,7 @@ class Setting:
     help: str
     metavar: str
     is_option: bool = True  # a ConsumerOptions field (else a setting of the command line)
+    toml_types: tuple[type, ...] = (str,)  # the TOML value types the key takes, as they are
 
     @property
     def flag(self) -> str:
@@ -106,6 +108,39 @@ _HELP = {
 }
 
 
+def _toml_types(annotation: str) -> tuple[type, ...]:
+    """The TOML value types an option takes, from its annotation (a float option takes an int)."""
+    rest = re.sub(r"Literal\[[^\]]*\]", "", annotation)
+    types: list[type] = [str] if _literals(annotation) or re.search(r"\bstr\b", rest) else []
+    if re.search(r"\bbool\b", rest):
+        types.append(bool)
+    if re.search(r"\b(int|float)\b", rest):
+        types.append(int)
+    if re.search(r"\bfloat\b", rest):
+        types.append(float)
+    return tuple(types)
+
+
+_TOML_NAMES: Mapping[type, str] = {
+    str: "string", bool: "boolean", int: "integer", float: "float", list: "array", dict: "table"
+}  # fmt: skip
+
+
+def _toml_problem(value: Any, types: tuple[type, ...]) -> str | None:
+    """Why a TOML value is not of the types a key takes (None: it is)."""
+    kind = type(value)
+    if kind in types or (kind is int and float in types):
+        return None
+    wanted = [
+        {str: "a string", bool: "a boolean (true or false)", int: "an integer"}.get(t, "a number")
+        for t in types
+        if not (t is int and float in types)
+    ]
+    name = _TOML_NAMES.get(kind, kind.__name__.replace("datetime", "date-time"))
+    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+    return f"expected {' or '.join(wanted)}, got the {name} {shown} (TOML values keep their types)"
+
+
 def _literals(annotation: str) -> list[str]:
     match = re.search(r"Literal\[([^\]]*)\]", annotation)
     return re.findall(r"['\"]([^'\"]*)['\"]", match.group(1)) if match else []
@@ -121,7 +156,9 @@ def _text_parser(annotation: str) -> tuple[Callable[[str], Any], str]:
 
     def parse(text: str) -> Any:
         text = text.strip()
-        if optional and text.lower() in ("", "none", "null"):
+        # An empty text is None for a number (an unset variable), but a string option
+        # must be named: `--region ""` is an error, not "no region".
+        if optional and (text.lower() in ("none", "null") or (not text and kind != "str")):
             return None
         if text in literals:
             return text
@@ -140,6 +177,8 @@ def _text_parser(annotation: str) -> tuple[Callable[[str], Any], str]:
             except ValueError:
                 raise ValueError(f"expected {_expected(literals, 'a number', optional)}") from None
         if kind == "str":
+            if optional and not text:
+                raise ValueError("expected a non-empty string (or none)")
             return text
         raise ValueError(f"expected {_expected(literals, None, optional)}")
 
@@ -203,7 +242,8 @@ def option_settings(*, batch: bool = False) -> list[Setting]:
         elif metavar.startswith("FLOAT"):
             metavar = "SECONDS"  # every float option is a number of seconds
         help_text = _HELP.get(field.name, f"ConsumerOptions.{field.name}")
-        settings.append(Setting(field.name, parse, help_text, metavar))
+        toml_types = _toml_types(str(field.type))
+        settings.append(Setting(field.name, parse, help_text, metavar, toml_types=toml_types))
     return settings
 
 
@@ -213,9 +253,9 @@ def cli_settings() -> list[Setting]:
         Setting("log_level", _log_level, "debug, info, warning or error (default info)",
                 "LEVEL", is_option=False),
         Setting("processes", _positive_int, "run N consumer processes under one supervisor",
-                "N", is_option=False),
+                "N", is_option=False, toml_types=(int,)),
         Setting("no_retry", _bool, "leave retries to the queue's visibility timeout "
-                "(retry=None)", "BOOL", is_option=False),
+                "(retry=None)", "BOOL", is_option=False, toml_types=(bool,)),
         *lock_settings(),
     ]  # fmt: skip
 
@@ -230,10 +270,12 @@ def _key_spec(text: str) -> str:
 
 def _seconds(text: str) -> float:
     seconds = parse_duration(text)
-    if not seconds > 0:
-        raise ValueError("expected a duration > 0 (seconds, or e.g. 90s, 10m, 24h)")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError("expected a finite duration > 0 (seconds, or e.g. 90s, 10m, 24h)")
     return seconds
 
+
+DURATION = (int, float, str)  # in TOML, seconds or a duration string such as "1h"
 
 LOCK_SETTINGS = (
     "idempotency_table", "idempotency_key", "idempotency_ttl",
@@ -249,15 +291,16 @@ def lock_settings() -> list[Setting]:
         Setting("idempotency_key", _key_spec, "run once per key: message_id (default), "
                 "attr:NAME or json:FIELD", "KEY", is_option=False),
         Setting("idempotency_ttl", _seconds, "how long a completed key is remembered "
-                "(default 1h; sqsd's LOCK_EXPIRE)", "SECONDS", is_option=False),
+                "(default 1h; sqsd's LOCK_EXPIRE)", "SECONDS", is_option=False,
+                toml_types=DURATION),
         Setting("lock_table", str, "DynamoDB table for KeyLock (default: in memory, one "
                 "process)", "TABLE", is_option=False),
         Setting("lock_key", _key_spec, "one handler at a time per key: attr:NAME or "
                 "json:FIELD", "KEY", is_option=False),
         Setting("lock_lease", _seconds, "seconds a lock lasts unrenewed, i.e. after a crash "
-                "(default 60)", "SECONDS", is_option=False),
+                "(default 60)", "SECONDS", is_option=False, toml_types=DURATION),
         Setting("abort_if_locked", _bool, "discard a message whose lock key is held instead "
-                "of retrying it", "BOOL", is_option=False),
+                "of retrying it", "BOOL", is_option=False, toml_types=(bool,)),
     ]  # fmt: skip
 
 
@@ -357,7 +400,14 @@ class Layers:
         self.values[name] = Sourced(value, source)
 
     def add_toml(self, path: str, table: Mapping[str, Any]) -> None:
-        """TOML values keep their TOML types (ConsumerOptions checks them); keys must exist."""
+        """TOML values keep their TOML types; keys must exist.
+
+        A value of a type the key does not take (`concurrency = "5"`, `batch = "yes"`) is an
+        error naming the file and key, whatever the layers above say: strings stay strings
+        and are never parsed into numbers or booleans. ConsumerOptions then checks the range
+        of an option's value; a setting of the command line (log level, durations) is read
+        as its flag would be.
+        """
         label = os.path.basename(path)
         for key, value in table.items():
             if key not in self.settings and key in _every_setting_name():
@@ -366,12 +416,16 @@ class Layers:
                 raise ConfigError(
                     f"{label}: consumer.{key} is not a setting (known: {', '.join(self.settings)})"
                 )
+            setting = self.settings[key]
             source = f"{label}: consumer.{key}"
-            if isinstance(value, str) or self.settings[key].is_option is False:
+            problem = _toml_problem(value, setting.toml_types)
+            if problem is not None:
+                raise ConfigError(f"{source}: {problem}")
+            if setting.is_option:
+                self.values[key] = Sourced(value, source)
+            else:
                 self.put_text(key, str(value).lower() if isinstance(value, bool) else str(value),
                               source)  # fmt: skip
-            else:
-                self.values[key] = Sourced(value, source)
 
     def add_env(self, environ: Mapping[str, str], label: str = "") -> None:
         """`SQS_CONSUMER_<NAME>` variables; `label` prefixes the source (an env file's path)."""

@@ -77,8 +77,8 @@ def sqsd_headers(message: Message) -> dict[str, str | bytes]:
             continue
         value = _header_value(text)
         if value is None:
-            log.warning("message %s: attribute %s has a line break; not sent as a header",
-                        message.message_id, name)  # fmt: skip
+            log.warning("message %s: the value of attribute %s has a line break or NUL; "
+                        "not sent as a header", message.message_id, name)  # fmt: skip
             continue
         headers[f"X-Aws-Sqsd-Attr-{name}"] = value
     return headers

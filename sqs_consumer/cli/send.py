@@ -1,5 +1,6 @@
 """`sqs-consumer send`: one message per input line, in batches of 10 through `Producer`.
 
+The queue is checked first (a missing queue is a usage error, exit 2, as for run/http/exec).
 Lines are sent as they are (a JSON line stays that JSON text); blank lines are skipped.
 Lines go out as they are read, so `tail -f log | sqs-consumer send` streams. A progress bar
 shows on a terminal (with rich installed); a final count is printed always, and failed
@@ -10,19 +11,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from .._pipeline.sqs import describe
+from .._retrying import drive
 from .._sqs_rules import MAX_BATCH_ENTRIES
 from ..errors import SqsError
 from ..producer import Producer, SendError
+from ..producer._sending import check_queue
 from .config import ConfigError, layered, option_settings
 
 __all__ = ["run_send"]
 
 BATCH = MAX_BATCH_ENTRIES  # a SendMessageBatch per chunk of lines
 SHOWN_FAILURES = 20  # failed line numbers listed before "..."
+SHOWN_REASONS = 3  # distinct reasons given, each with its lines
+
+
+def _check_queue(producer: Producer) -> None:
+    """Check the queue before any line, as run/http/exec do at start-up: a missing queue,
+    bad credentials or an unreachable endpoint is then one usage error, not a failed first
+    batch (access denied on the check goes on: sending needs only sqs:SendMessage).
+
+    Raises:
+        ConfigError: the queue cannot be used; the text names it and SQS's reason.
+    """
+    try:
+        drive(check_queue(producer.client, producer.queue_url))
+    except Exception as exc:
+        raise ConfigError(f"cannot use queue {producer.queue_url}: {describe(exc)}") from None
 
 
 def _lines(stream: IO[str]) -> Iterator[list[tuple[int, str]]]:
@@ -83,12 +103,30 @@ class _Sender:
         for number, text in chunk:
             try:
                 self.producer.send(text, **self.extra)
+            except SendError as exc:
+                failure = exc.failures[0] if exc.failures else None
+                self.failed[number] = (
+                    f"{failure.code}: {failure.message}" if failure is not None else str(exc)
+                )
             except (ValueError, TypeError, SqsError) as exc:
-                self.failed[number] = str(exc)
+                # The producer counts messages within its call: a lone send's is "message 0".
+                self.failed[number] = re.sub(r"^message 0\b", "the message", str(exc))
             else:
                 self.sent += 1
                 went = True
         return went
+
+
+def _reasons(failed: dict[int, str]) -> str:
+    """Each reason with the input lines it applies to, in the order of their first line."""
+    lines: dict[str, list[int]] = {}
+    for number in sorted(failed):
+        lines.setdefault(failed[number], []).append(number)
+    parts = [
+        f"line{'s' * (len(numbers) > 1)} {_ranges(numbers)}: {reason}"
+        for reason, numbers in lines.items()
+    ]
+    return "; ".join(parts[:SHOWN_REASONS]) + ("; ..." if len(parts) > SHOWN_REASONS else "")
 
 
 def _progress(
@@ -141,6 +179,7 @@ def run_send(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     except Exception as exc:  # e.g. botocore's NoRegionError
         raise ConfigError(f"cannot send to {queue_url}: {exc}") from None
+    _check_queue(producer)
     try:
         stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
@@ -157,9 +196,8 @@ def run_send(args: argparse.Namespace) -> int:
     print(f"sent {sender.sent} message{'s' * (sender.sent != 1)} to {queue_url}", flush=True)
     if not sender.failed:
         return 0
-    reasons = sorted(set(sender.failed.values()))
     print(
-        f"sqs-consumer send: {len(sender.failed)} line(s) failed: {_ranges(list(sender.failed))} ({'; '.join(reasons[:3])})",
+        f"sqs-consumer send: {len(sender.failed)} line(s) failed: {_ranges(list(sender.failed))} ({_reasons(sender.failed)})",
         file=sys.stderr,
     )
     if stopped_at is not None:

@@ -32,7 +32,15 @@ from ._encoding import (
 )
 from .failures import SendError, SendFailure
 
-__all__ = ["ATTEMPTS", "BACKOFF", "Options", "ProducerClient", "Sending", "check_arguments"]
+__all__ = [
+    "ATTEMPTS",
+    "BACKOFF",
+    "Options",
+    "ProducerClient",
+    "Sending",
+    "check_arguments",
+    "check_queue",
+]
 
 ATTEMPTS = 6  # tries per call and per failed entry; with BACKOFF about 3 s at worst
 BACKOFF = Backoff(base=0.05, cap=2.0)
@@ -229,6 +237,27 @@ class Sending:
                 failed += [{"Id": key, "Code": "NoResult", "Message": ""} for key in unanswered]
                 raise SendError(map(_entry_failure, failed), ids)
             yield BACKOFF.delay(attempt)
+
+
+CHECK_ATTEMPTS = 4  # tries of a queue check while SQS fails transiently, as the consumer's
+_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "AuthorizationError"})
+
+
+def check_queue(client: ProducerClient, queue_url: str) -> Plan[None]:
+    """GetQueueAttributes once, so that a missing queue or bad credentials show before a send.
+
+    Access denied passes: a role may be allowed sqs:SendMessage and nothing else, which is all
+    sending needs.
+
+    Raises:
+        Exception: the client's error, once it is fatal or the tries ran out.
+    """
+    ask = partial(client.get_queue_attributes, QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    try:
+        yield from retried(ask, attempts=CHECK_ATTEMPTS, backoff=BACKOFF)
+    except Exception as exc:
+        if error_code(exc) not in _ACCESS_DENIED:
+            raise
 
 
 def _call(function: Callable[[], Any]) -> Plan[Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sqs_consumer import ConsumerOptions
-from sqs_consumer.cli import URL_SETTING, build_parser
+from sqs_consumer.cli import URL_SETTING, build_parser, main
 from sqs_consumer.cli.commands import resolve
 from sqs_consumer.cli.config import (
     ConfigError,
@@ -148,9 +148,103 @@ class TestErrorsNameTheirSource:
             )
         assert str(error.value).startswith("SQS_CONSUMER_POOL_MIN_WORKERS, --concurrency: ")
 
+    @pytest.mark.parametrize(
+        ("flags", "expected"),
+        [
+            (
+                {"shutdown_timeout": "inf"},
+                "--shutdown-timeout: ConsumerOptions.shutdown_timeout must be a finite number "
+                "of seconds >= 0, got inf",
+            ),
+            (
+                {"handler_timeout": "inf"},
+                "--handler-timeout: ConsumerOptions.handler_timeout must be None or a finite "
+                "number of seconds > 0, got inf (None is no limit)",
+            ),
+            ({"pool_idle_timeout": "Infinity"}, "--pool-idle-timeout: ConsumerOptions."),
+            ({"lock_lease": "inf"}, "--lock-lease: expected a finite duration > 0"),
+            ({"region_name": ""}, "--region-name: expected a non-empty string (or none), got ''"),
+            ({"endpoint_url": " "}, "--endpoint-url: expected a non-empty string (or none)"),
+        ],
+    )
+    def test_no_infinite_durations_or_empty_names(
+        self, tmp_path: Path, flags: dict[str, str], expected: str
+    ) -> None:
+        """A deadline must be finite (None where there is none); an empty name is no name."""
+        with pytest.raises(ConfigError) as error:
+            _options(tmp_path, flags={"queue_url": URL, **flags})
+        assert str(error.value).startswith(expected), str(error.value)
+
     def test_no_queue(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="no queue: give --queue-url"):
             _options(tmp_path)
+
+
+class TestTomlTypes:
+    """TOML values keep their TOML types: a value of the wrong type is an error, not parsed."""
+
+    @pytest.mark.parametrize(
+        ("line", "expected"),
+        [
+            ('concurrency = "5"', "consumer.concurrency: expected an integer, got the string '5'"),
+            (
+                'batch = "yes"',
+                "consumer.batch: expected a boolean (true or false), got the string 'yes'",
+            ),
+            ('shutdown_timeout = "30"', "consumer.shutdown_timeout: expected a number"),
+            ('visibility_timeout = "none"', "consumer.visibility_timeout: expected an integer"),
+            ("concurrency = 5.0", "consumer.concurrency: expected an integer, got the float 5.0"),
+            ("concurrency = true", "consumer.concurrency: expected an integer, got the boolean"),
+            ("worker = 1", "consumer.worker: expected a string, got the integer 1"),
+            ('processes = "4"', "consumer.processes: expected an integer, got the string '4'"),
+            (
+                'no_retry = "yes"',
+                "consumer.no_retry: expected a boolean (true or false), got the string 'yes'",
+            ),
+            ("log_level = [1]", "consumer.log_level: expected a string, got the array [1]"),
+        ],
+    )
+    def test_a_value_of_the_wrong_type(self, tmp_path: Path, line: str, expected: str) -> None:
+        """One line naming the file and key, even when a flag would override the value."""
+        with pytest.raises(ConfigError) as error:
+            _options(tmp_path, toml=f'queue_url = "{URL}"\n{line}\n', flags={"concurrency": "3"})
+        text = str(error.value)
+        assert text.startswith("config.toml: " + expected), text
+        assert "\n" not in text
+
+    def test_values_of_the_right_type(self, tmp_path: Path) -> None:
+        """Strings stay strings, ints ints; a number of seconds may be an int; a duration of
+        the lock settings may be a string such as "1h"."""
+        toml = (
+            f'queue_url = "{URL}"\nworker = "pool"\npollers = "auto"\nprefetch = 0\n'
+            "concurrency = 5\nbatch = true\nshutdown_timeout = 3\nheartbeat_interval = 2.5\n"
+            'log_level = "warn"\nprocesses = 2\nno_retry = true\nidempotency_ttl = "1h"\n'
+            "lock_lease = 90\n"
+        )
+        config, _ = _files(tmp_path, toml)
+        layers = layered(SETTINGS, flags={}, config=config, environ={}, export=False)
+        options = build_options(layers)
+        assert (options.worker, options.pollers, options.prefetch) == ("pool", "auto", 0)
+        assert (options.concurrency, options.batch, options.retry) == (5, True, None)
+        assert (options.shutdown_timeout, options.heartbeat_interval) == (3, 2.5)
+        assert (layers.get("log_level"), layers.get("processes")) == ("warning", 2)
+        assert (layers.get("idempotency_ttl"), layers.get("lock_lease")) == (3600.0, 90.0)
+
+    def test_the_command_exits_2_with_one_line(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        config, _ = _files(tmp_path, 'concurrency = "5"\n')
+        assert main(["run", "jobs:handle", "--config", config]) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            "sqs-consumer run: error: config.toml: consumer.concurrency: expected an integer, "
+            "got the string '5' (TOML values keep their types)\n"
+        )
+
+    def test_a_string_option_is_not_stripped(self, tmp_path: Path) -> None:
+        """A string is taken as it is: ConsumerOptions refuses the stray space, naming the key."""
+        with pytest.raises(ConfigError, match=r"^config.toml: consumer.queue_url: .*whitespace"):
+            _options(tmp_path, toml=f'queue_url = "{URL} "\n')
 
 
 class TestEnvFile:

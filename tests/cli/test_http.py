@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import re
 import socket
 import threading
@@ -216,9 +217,16 @@ class TestHttpInvoker:
                 HttpInvoker(url, timeout=1, pool_size=1)
 
 
-def test_an_attribute_with_a_line_break_is_not_a_header() -> None:
-    """CR/LF in an attribute would let a sender add headers: that attribute is left out."""
-    headers = sqsd_headers(_message(ok="fine", evil="x\r\nX-Admin: 1"))
+def test_an_attribute_with_a_line_break_is_not_a_header(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """CR/LF in an attribute would let a sender add headers: that attribute is left out,
+    with a warning that says it is the value that has the line break."""
+    with caplog.at_level(logging.WARNING, logger="sqs_consumer.http"):
+        headers = sqsd_headers(_message(ok="fine", evil="x\r\nX-Admin: 1"))
+    assert [record.getMessage() for record in caplog.records] == [
+        "message m-1: the value of attribute evil has a line break or NUL; not sent as a header"
+    ]
     assert headers["X-Aws-Sqsd-Attr-ok"] == b"fine"
     assert "X-Aws-Sqsd-Attr-evil" not in headers
     assert headers["X-Aws-Sqsd-Receive-Count"] == "3"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sqs_consumer.cli import live
-from sqs_consumer.cli.send import _ranges
+from sqs_consumer.cli import live, main
+from sqs_consumer.cli.send import _check_queue, _ranges
 from tests.cli.conftest import Cli
 
 
@@ -58,10 +59,59 @@ def test_send_names_the_lines_that_failed(
     assert "1 line(s) failed: 2 (" in done.stderr
 
 
+def test_failures_are_reported_by_input_line_in_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each reason names the input lines it applies to (never "message 0", the index within
+    one call), in line order."""
+    lines = ["ok"] * 8
+    lines[1] = "bad \x01 character"  # refused by the producer before any call
+    lines[5] = "x" * (1024 * 1024 + 1)  # over SQS's limit
+    lines[6] = "also bad \x01"
+    path = tmp_path / "bodies.txt"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["send", str(path), "--queue-url", "memory://send-lines"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "sent 5 messages to memory://send-lines\n"
+    assert err == (
+        "sqs-consumer send: 3 line(s) failed: 2, 6-7 (lines 2, 7: message body contains a "
+        "character SQS rejects: '\\x01'; line 6: the message is 1048577 bytes (body and "
+        "attributes); SQS's limit is 1048576 bytes)\n"
+    )
+
+
 def test_send_without_a_queue_is_a_usage_error(cli: Cli) -> None:
     done = cli.run("send", input="x\n")
     assert done.returncode == 2
     assert "no queue" in done.stderr
+
+
+def test_send_to_a_missing_queue_is_a_usage_error(cli: Cli, moto_endpoint: str) -> None:
+    """A queue that does not exist: one line naming it and exit 2, as run/http/exec do."""
+    url = f"{moto_endpoint}/123456789012/no-such-queue"
+    path = cli.cwd / "bodies.txt"
+    path.write_text("one\ntwo\n")
+    done = cli.run("send", str(path), "--queue-url", url, "--endpoint-url", moto_endpoint)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""  # no "sent 0 messages"
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no-such-queue" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_send_only_role_may_not_ask_about_the_queue() -> None:
+    """Access denied on the check is not an error: sending needs only sqs:SendMessage."""
+    from botocore.exceptions import ClientError
+
+    from sqs_consumer.producer import Producer
+    from sqs_consumer.testing import MemorySQS
+
+    class SendOnly(MemorySQS):
+        def get_queue_attributes(self, **kwargs: Any) -> Any:
+            error = {"Error": {"Code": "AccessDenied", "Message": "not allowed"}}
+            raise ClientError(error, "GetQueueAttributes")  # type: ignore[arg-type]
+
+    _check_queue(Producer("memory://send-only", client=SendOnly()))
 
 
 def test_ranges_compress_line_numbers() -> None:

@@ -73,7 +73,7 @@ class TestFlags:
         [
             ("--lock-key", "xml:id", "--lock-key: .*'attr:NAME' or 'json:FIELD'"),
             ("--idempotency-ttl", "soon", "--idempotency-ttl: expected a duration"),
-            ("--lock-lease", "0", "--lock-lease: expected a duration > 0"),
+            ("--lock-lease", "0", "--lock-lease: expected a finite duration > 0"),
         ],
     )
     def test_bad_values_name_the_flag(self, flag: str, value: str, error: str) -> None:

@@ -1,0 +1,60 @@
+"""The argument parser: no abbreviated flags, and a wrong flag is one clear line (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from sqs_consumer.cli import build_parser, main
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _parsers(sub)
+    return found
+
+
+def test_no_parser_accepts_abbreviations() -> None:
+    parsers = _parsers(build_parser())
+    assert {parser.prog.split()[-1] for parser in parsers} >= {
+        "sqs-consumer", "run", "http", "exec", "kick", "send", "demo",
+    }  # fmt: skip
+    assert [parser.prog for parser in parsers if parser.allow_abbrev] == []
+
+
+ABBREVIATED = "flags are not abbreviated"
+
+
+@pytest.mark.parametrize(
+    ("argv", "unrecognized", "hint"),
+    [
+        (["run", "jobs:handle", "--conc", "3"], "--conc 3", f"did you mean --concurrency? {ABBREVIATED}"),
+        (["exec", "--shutdown", "5", "--", "true"], "--shutdown", f"did you mean --shutdown-timeout? {ABBREVIATED}"),
+        (["kick", "--conc", "3"], "--conc 3", f"did you mean --concurrency? {ABBREVIATED}"),
+        (["send", "--queue", "memory://q"], "--queue", f"did you mean --queue-url? {ABBREVIATED}"),
+        (["demo", "--mess", "5"], "--mess 5", f"did you mean --messages? {ABBREVIATED}"),
+        (["http", "http://127.0.0.1:8080/", "--batch"], "--batch", "--batch is a flag of run only"),
+        (["run", "jobs:handle", "--concurency=3"], "--concurency=3", "did you mean --concurrency?"),
+        (["run", "jobs:handle", "--bogus"], "--bogus", None),
+    ],
+)  # fmt: skip
+def test_a_wrong_flag_is_one_clear_line(
+    argv: list[str], unrecognized: str, hint: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo or another command's flag: exit 2, one line naming it, a hint when there is one."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    prog = f"sqs-consumer {argv[0]}"
+    shown = f" ({hint})" if hint else ""
+    expected = f"{prog}: error: unrecognized arguments: {unrecognized}{shown} (see {prog} --help)\n"
+    assert capsys.readouterr().err == expected
+
+
+def test_a_whole_flag_still_takes_its_value_after_an_equals_sign() -> None:
+    args = build_parser().parse_args(["run", "jobs:handle", "--concurrency=3", "--batch"])
+    assert (args.set__concurrency, args.set__batch) == ("3", "true")
