@@ -37,6 +37,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def _get_option_tuples(self, option_string: str) -> list[tuple[Any, ...]]:
+        # allow_abbrev=False stops prefixes of `--` flags only (Python 3.11): `-prof` would
+        # still be taken for sqsjkr's `-profile`. Keep what a single-dash argument may mean
+        # besides an abbreviation: a short flag with its value attached (`-cFILE`).
+        found: list[tuple[Any, ...]] = super()._get_option_tuples(option_string)
+        chars = self.prefix_chars
+        if len(option_string) > 2 and option_string[0] in chars and option_string[1] not in chars:
+            found = [match for match in found if match[1] == option_string[:2]]
+        return found
+
 
 def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     for action in parser._actions:

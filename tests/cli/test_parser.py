@@ -40,6 +40,10 @@ ABBREVIATED = "flags are not abbreviated"
         (["http", "http://127.0.0.1:8080/", "--batch"], "--batch", "--batch is a flag of run only"),
         (["run", "jobs:handle", "--concurency=3"], "--concurency=3", "did you mean --concurrency?"),
         (["run", "jobs:handle", "--bogus"], "--bogus", None),
+        # sqsjkr's single-dash flags are not abbreviated either (Python 3.11's allow_abbrev
+        # covers only `--` flags).
+        (["kick", "-prof", "nosuch"], "-prof nosuch", None),
+        (["kick", "-lock-tab", "T"], "-lock-tab T", None),
     ],
 )  # fmt: skip
 def test_a_wrong_flag_is_one_clear_line(
@@ -58,3 +62,10 @@ def test_a_wrong_flag_is_one_clear_line(
 def test_a_whole_flag_still_takes_its_value_after_an_equals_sign() -> None:
     args = build_parser().parse_args(["run", "jobs:handle", "--concurrency=3", "--batch"])
     assert (args.set__concurrency, args.set__batch) == ("3", "true")
+
+
+def test_sqsjkr_flags_still_work_whole_and_a_short_flag_takes_an_attached_value() -> None:
+    args = build_parser().parse_args(["kick", "-conf", "x.toml", "-region", "eu-west-1"])
+    assert "x.toml" in str(vars(args)) and "eu-west-1" in str(vars(args))
+    run = build_parser().parse_args(["run", "jobs:handle", "-emy.env"])
+    assert "my.env" in str(vars(run))
