@@ -148,6 +148,15 @@ class DynamoDBLockStore:
             LockCheckError: no such table, access denied, a wrong key schema, or DynamoDB
                 could not be reached after a few attempts.
         """
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            self.client  # noqa: B018 - built here, so a missing region fails the check, not a call
+        except BotoCoreError as exc:  # e.g. NoRegionError
+            raise LockCheckError(
+                f"cannot use DynamoDB table {self.table_name!r}: {exc} (give the store a "
+                "region_name or an endpoint_url; the CLI takes --region or --endpoint-url)"
+            ) from exc
         try:
             response = await self._call("describe_table", attempts=4, TableName=self.table_name)
         except LockStoreError as exc:

@@ -281,6 +281,18 @@ class TestStartCheck:
             await consumer.run()
         assert consumer.stats().receives == 0
 
+    async def test_a_store_with_no_region_fails_the_check_in_one_clear_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No region anywhere (a memory:// queue names none): a LockCheckError saying what to
+        set, not botocore's NoRegionError escaping from the first call."""
+        for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        store = DynamoDBLockStore("locks")
+        with pytest.raises(LockCheckError, match="'locks': You must specify a region.*region_name"):
+            await store.check()
+
     async def test_memory_store_needs_no_check(self) -> None:
         """MemoryLockStore's check passes (nothing to reach)."""
         await Idempotent(MemoryLockStore()).__sqs_check__()
