@@ -120,7 +120,11 @@ class Leases:
         if lease is None:
             return False
         del self._leases[lease.message.receipt_handle]
-        lease.message = attrs.evolve(lease.message, receipt_handle=message.receipt_handle)
+        # Its attributes too: the receive count SQS's redrive goes by (max_receives and the
+        # retry delay read it when the running handler's outcome is settled).
+        lease.message = attrs.evolve(
+            lease.message, receipt_handle=message.receipt_handle, attributes=message.attributes
+        )
         lease.visible_at = received_at + lease.visibility
         self._leases[message.receipt_handle] = lease
         return True

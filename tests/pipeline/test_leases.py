@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import anyio.lowlevel
+import attrs
 import pytest
 
 from sqs_consumer import Message
@@ -93,6 +94,17 @@ def test_a_second_delivery_starts_a_new_visibility_timeout() -> None:
     lease.visible_at = 45.0  # extended once, then lapsed at the cap
     assert leases.adopt(message(1, "new"), 50.0)
     assert (lease.visible_at, lease.received_at) == (80.0, 0.0)
+
+
+def test_a_second_delivery_brings_its_receive_count() -> None:
+    """max_receives and the retry delay read the count of the latest delivery, as SQS's
+    redrive does."""
+    leases = Leases()
+    first = attrs.evolve(message(1, "old"), attributes={"ApproximateReceiveCount": "1"})
+    again = attrs.evolve(message(1, "new"), attributes={"ApproximateReceiveCount": "2"})
+    lease = leases.add(first, 30, 0.0)
+    assert leases.adopt(again, 40.0)
+    assert lease.message.receive_count == 2
 
 
 @pytest.mark.anyio
