@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from .._sqs_rules import MAX_DELAY
-from .config import LOCK_SETTINGS, ConfigError, Setting, cli_settings, option_settings
+from .config import (
+    LOCK_SETTINGS,
+    ConfigError,
+    Setting,
+    cli_settings,
+    file_name,
+    option_settings,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -94,12 +101,16 @@ def _add_settings(parser: argparse.ArgumentParser, *, batch: bool) -> None:
         "configuration (precedence: flag > environment > env file > TOML)"
     )
     files.add_argument(
-        "--config", metavar="FILE.toml", help="read settings from a [consumer] table"
+        "--config",
+        metavar="FILE.toml",
+        type=file_name,
+        help="read settings from a [consumer] table",
     )
     files.add_argument(
         "-e",
         "--env-file",
         metavar="FILE",
+        type=file_name,
         help="read SQS_CONSUMER_* (and, for http, sqsd's names) from a dotenv file",
     )
     locks = parser.add_argument_group(
@@ -239,10 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a string attribute on every message (repeatable)",
     )
     send.add_argument(
-        "--config", metavar="FILE.toml", help="read queue_url etc. from a [consumer] table"
+        "--config",
+        metavar="FILE.toml",
+        type=file_name,
+        help="read queue_url etc. from a [consumer] table",
     )
     send.add_argument(
-        "-e", "--env-file", metavar="FILE", help="read SQS_CONSUMER_* from a dotenv file"
+        "-e",
+        "--env-file",
+        metavar="FILE",
+        type=file_name,
+        help="read SQS_CONSUMER_* from a dotenv file",
     )
 
     demo = commands.add_parser(

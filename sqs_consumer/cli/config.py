@@ -12,6 +12,7 @@ flag, a variable and a TOML key without a change here.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import re
@@ -571,3 +572,10 @@ def layered(
         for name, value in file_env.items():
             os.environ.setdefault(name, value)
     return layers
+
+
+def file_name(value: str) -> str:
+    """argparse `type` of --config and --env-file: an empty name is an error, not "no file"."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("needs a file name, got an empty one")
+    return value

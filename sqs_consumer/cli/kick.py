@@ -61,6 +61,7 @@ from .config import (
     _bool,
     build_options,
     cli_settings,
+    file_name,
     layered,
     option_settings,
     parse_duration,
@@ -491,10 +492,10 @@ def add_kick_parser(commands: Any, formatter: Any, add_setting: Any) -> None:
     files = kick.add_argument_group(
         "configuration (precedence: flag > environment > env file > TOML)"
     )
-    files.add_argument("-c", "--config", metavar="FILE.toml",
+    files.add_argument("-c", "--config", metavar="FILE.toml", type=file_name,
                        help="sqsjkr's TOML: [account] id/profile/region, [sqs] queue_name, "
                        "[kicker] max_concurrent_num/life_time_trigger/stats_port")  # fmt: skip
-    files.add_argument("-e", "--env-file", metavar="FILE",
+    files.add_argument("-e", "--env-file", metavar="FILE", type=file_name,
                        help="read SQS_CONSUMER_* from a dotenv file")  # fmt: skip
     groups = {
         "consumer": kick.add_argument_group("consumer options (each also SQS_CONSUMER_<NAME>)"),
@@ -556,7 +557,8 @@ def _add_sqsjkr_flags(kick: argparse.ArgumentParser) -> None:
     for flag, dest in SQSJKR_FLAGS.items():
         # Registered as whole option strings, so `-conf FILE` is not read as `-c onf FILE`.
         default = None if dest in ("config", "profile") else argparse.SUPPRESS
-        kick.add_argument(flag, dest=dest, default=default, help=argparse.SUPPRESS)
+        kind: Callable[[str], str] = file_name if dest == "config" else str
+        kick.add_argument(flag, dest=dest, default=default, type=kind, help=argparse.SUPPRESS)
 
 
 def kick_flags(args: argparse.Namespace) -> dict[str, str]:

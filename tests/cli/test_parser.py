@@ -69,3 +69,23 @@ def test_sqsjkr_flags_still_work_whole_and_a_short_flag_takes_an_attached_value(
     assert "x.toml" in str(vars(args)) and "eu-west-1" in str(vars(args))
     run = build_parser().parse_args(["run", "jobs:handle", "-emy.env"])
     assert "my.env" in str(vars(run))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "jobs:handle", "--config", ""],
+        ["run", "jobs:handle", "--env-file="],
+        ["send", "--config="],
+        ["kick", "-conf="],
+        ["kick", "--config", " "],
+    ],
+)
+def test_an_empty_file_name_is_an_error_not_no_file(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "needs a file name, got an empty one" in line
