@@ -9,6 +9,7 @@ docs/architecture.md).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
@@ -179,7 +180,7 @@ class Wiring:
         worker = opts.make_worker()
         harvester, visibility, settler = self._settling(sqs, queue)
         leases = Leases()
-        lease_seconds = opts.visibility_timeout or queue.visibility_timeout
+        lease_seconds = _receive_visibility(opts, queue) or queue.visibility_timeout
         heartbeat = Heartbeat(
             sqs,
             queue.url,
@@ -310,8 +311,9 @@ class Wiring:
             initial=opts.concurrency,
         )
         receive_options: dict[str, Any] = {"WaitTimeSeconds": opts.wait_time_seconds}
-        if opts.visibility_timeout is not None:
-            receive_options["VisibilityTimeout"] = opts.visibility_timeout
+        visibility = _receive_visibility(opts, queue)
+        if visibility is not None:
+            receive_options["VisibilityTimeout"] = visibility
         return SqsRunner(
             sqs,
             worker,
@@ -344,6 +346,19 @@ class Wiring:
         for message in raw:
             visibility.change(message["ReceiptHandle"], 0, message.get("MessageId", "?"))
         self._counters.released += len(raw)
+
+
+def _receive_visibility(opts: ConsumerOptions, queue: QueueInfo) -> int | None:
+    """The VisibilityTimeout each receive asks for (None: the queue's own).
+
+    A queue whose own timeout exceeds max_visibility is asked for the cap instead, so no
+    receive makes a message invisible for longer than the cap allows.
+    """
+    if opts.visibility_timeout is not None:
+        return opts.visibility_timeout
+    if queue.visibility_timeout > opts.max_visibility:
+        return max(1, math.floor(opts.max_visibility))
+    return None
 
 
 def dispatcher_for(

@@ -178,3 +178,32 @@ async def test_past_max_visibility_a_second_delivery_is_not_shown_again_at_once(
         await wait_for(lambda: consumer.stats().deleted == 1, timeout=15)
     assert third_soon == [False], calls.deliveries
     assert all(t >= 1 for t in calls.timeouts), calls.timeouts
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("visibility_timeout", "asked"), [(None, 10), (5, 5)])
+async def test_a_queue_timeout_above_max_visibility_is_not_asked_for(
+    visibility_timeout: int | None, asked: int
+) -> None:
+    """A queue whose own VisibilityTimeout (60 s) exceeds max_visibility (10 s): each receive
+    asks for the cap, so no message is hidden past it; an explicit visibility_timeout wins."""
+    asks: list[int | None] = []
+
+    def hook(call: SQSCall) -> None:
+        if call.operation == "ReceiveMessage":
+            asks.append(call.params.get("VisibilityTimeout"))
+
+    memory = MemorySQS(hook=hook)
+    url = memory.create_queue(QueueName=unique_name(), Attributes={"VisibilityTimeout": "60"})[
+        "QueueUrl"
+    ]
+    memory.send_message(QueueUrl=url, MessageBody="x")
+    handled: list[str] = []
+    options = QueueEnv("memory", memory, url, {"client": memory}).options(
+        max_visibility=10, visibility_timeout=visibility_timeout
+    )
+    consumer = Consumer(lambda message: handled.append(message.body), options)
+    async with running(consumer):
+        await wait_for(lambda: consumer.stats().deleted == 1)
+    assert handled == ["x"]
+    assert asks and set(asks) == {asked}
