@@ -44,6 +44,11 @@ class Acks(Protocol):
         """Return when the next delete call completes."""
         ...
 
+    def adopt(self, message: Message) -> bool:
+        """True if `message` is acknowledged already (delivered again before its delete
+        was confirmed): its delete takes the new receipt handle."""
+        ...
+
     def on_confirmed(self, callback: Callable[[], None]) -> None:
         """Call `callback` after every delete call completes."""
         ...
@@ -302,13 +307,14 @@ class SqsRunner:
         return raw
 
     async def _hand_over(self, raw: list[Any], sent_at: float) -> None:
-        url, leases = self._queue_url, self._leases
+        url, leases, acks = self._queue_url, self._leases, self._acks
         messages = [Message.from_sqs(m, queue_url=url) for m in raw]
-        fresh = [m for m in messages if not leases.adopt(m, sent_at)]
+        fresh = [m for m in messages if not (leases.adopt(m, sent_at) or acks.adopt(m))]
         again = len(messages) - len(fresh)
         if again:
             self._counters.received -= again  # the same messages, held once
-            log.info("%d message(s) delivered again while held: not handled twice", again)
+            log.info("%d message(s) delivered again while held or being deleted: not handled "
+                     "twice", again)  # fmt: skip
         if fresh:
             await self._dispatch(fresh, sent_at)
 

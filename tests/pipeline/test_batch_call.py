@@ -11,7 +11,7 @@ import pytest
 
 from sqs_consumer import Message
 from sqs_consumer._pipeline.batch_call import _ENTRY_BACKOFF, EntryRetry, batch_call
-from sqs_consumer._pipeline.harvester import Harvester
+from sqs_consumer._pipeline.harvester import Harvester, _Ack
 from sqs_consumer._pipeline.heartbeat import Heartbeat
 from sqs_consumer._pipeline.leases import Leases
 from sqs_consumer._pipeline.sqs import Backoff, Sqs
@@ -173,7 +173,9 @@ async def test_harvester_counts_deleted_and_refused(caplog: pytest.LogCaptureFix
         on_fatal=pytest.fail,
     )
     with caplog.at_level(logging.WARNING, logger="sqs_consumer"):
-        await harvester._delete([("ok", "a"), ("slow", "b"), ("gone", "c")])
+        await harvester._delete(
+            [_Ack(handle, mid) for handle, mid in [("ok", "a"), ("slow", "b"), ("gone", "c")]]
+        )
     assert (counters.deleted, counters.delete_errors, len(script.calls)) == (2, 1, 2)
     assert "delete refused: ReceiptHandleIsInvalid" in caplog.text
 

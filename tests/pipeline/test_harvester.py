@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from typing import Any
 
@@ -136,6 +137,70 @@ async def test_a_message_received_again_while_held_is_handled_once_and_deleted()
     assert consumer.stats().delete_errors == 0
     assert consumer.stats().received == 1
     assert queue.counts() == (0, 0)
+
+
+class HoldsFirstDelete(CountsDeliveries):
+    """Counts deliveries; with `hold`, the first DeleteMessageBatch waits (in its thread)
+    until the message it deletes has been received again."""
+
+    def __init__(self, hold: bool) -> None:
+        super().__init__()
+        self.hold = hold
+        self.deletes: list[list[str]] = []
+        self.failed: list[str] = []
+        self._again = threading.Event()
+
+    def __call__(self, call: SQSCall) -> dict[str, Any] | None:
+        if call.operation == "ReceiveMessage":
+            response = super().__call__(call)
+            if any(n >= 2 for n in self.deliveries.values()):
+                self._again.set()
+            return response
+        if call.operation != "DeleteMessageBatch":
+            return None
+        if self.hold and not self.deletes:
+            assert self._again.wait(10)
+        self.deletes.append([e["ReceiptHandle"] for e in call.params["Entries"]])
+        response = call.proceed()
+        self.failed += [f["Code"] for f in response.get("Failed", [])]
+        return response
+
+
+@pytest.mark.parametrize("while_", ["queued", "in flight"])
+async def test_a_message_received_again_before_its_delete_is_confirmed_is_not_handled_again(
+    while_: str,
+) -> None:
+    """The handler succeeded, and the message came back (its lease lapsed at max_visibility)
+    before SQS confirmed its delete: not handled a second time, deleted with the newest
+    receipt handle — sent again with it if a delete with the old one was on its way. Before,
+    the new delivery was handled as a new message, and the old handle's delete failed."""
+    counted = HoldsFirstDelete(hold=while_ == "in flight")
+    memory = MemorySQS(hook=counted)
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    queue = QueueEnv("memory", memory, url, {"client": memory})
+    queue.send(["late"])
+    calls: list[int] = []
+
+    async def handle(message: Message) -> None:
+        calls.append(message.receive_count)
+        # Its only slot is busy (prefetch 0: no receive meanwhile) until the lease lapses.
+        await wait_for(lambda: memory.counts(url)["visible"] == 1, timeout=10)
+
+    options = queue.options(
+        visibility_timeout=1, max_visibility=1, concurrency=1, prefetch=0,
+        delete_flush_interval=0.5 if while_ == "queued" else 0,
+    )  # fmt: skip
+    consumer = Consumer(handle, options)
+    async with running(consumer):
+        await wait_for(lambda: sum(memory.counts(url).values()) == 0, timeout=15)
+        await wait_for(lambda: consumer.stats().deleted == 1, timeout=5)
+    assert calls == [1]
+    assert max(counted.deliveries.values()) >= 2  # it really was delivered again
+    stats = consumer.stats()
+    assert (stats.received, stats.deleted, stats.delete_errors) == (1, 1, 0)
+    if while_ == "in flight":
+        assert counted.failed == ["ReceiptHandleIsInvalid"]  # the old handle's delete
+        assert len(counted.deletes) == 2
 
 
 async def test_deletes_go_out_in_batches_of_ten() -> None:

@@ -194,6 +194,9 @@ class HeldDeletes:
     def on_confirmed(self, callback: Callable[[], None]) -> None:
         self._confirmed.append(callback)
 
+    def adopt(self, message: object) -> bool:
+        return False  # none of its deletes is of a message received again
+
     def confirm_all(self) -> None:
         """SQS confirms every delete: what a completed DeleteMessageBatch does."""
         self.unconfirmed = 0
