@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -106,15 +107,21 @@ class CountsDeliveries:
         return response
 
 
+def one_message(hook: CountsDeliveries) -> tuple[MemorySQS, str, QueueEnv]:
+    """A MemorySQS with `hook` and a queue holding one message."""
+    memory = MemorySQS(hook=hook)
+    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
+    queue = QueueEnv("memory", memory, url, {"client": memory})
+    queue.send(["late"])
+    return memory, url, queue
+
+
 async def test_a_message_received_again_while_held_is_handled_once_and_deleted() -> None:
     """Its lease outlived (max_visibility=1) and our own next receive got the message again:
     it is not handled a second time at once, and the delete uses the newest receipt handle
     (the one SQS honours), so it succeeds."""
     counted = CountsDeliveries()
-    memory = MemorySQS(hook=counted)
-    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
-    queue = QueueEnv("memory", memory, url, {"client": memory})
-    queue.send(["late"])
+    memory, url, queue = one_message(counted)
     calls: list[int] = []
 
     async def handle(message: Message) -> None:
@@ -140,8 +147,9 @@ async def test_a_message_received_again_while_held_is_handled_once_and_deleted()
 
 
 class HoldsFirstDelete(CountsDeliveries):
-    """Counts deliveries; with `hold`, the first DeleteMessageBatch waits (in its thread)
-    until the message it deletes has been received again."""
+    """Counts deliveries; with `hold`, the first DeleteMessageBatch, once sent (its old
+    receipt handle in it), waits in its thread until the message has been received again,
+    and a receive after the first delivery waits until that delete has been sent."""
 
     def __init__(self, hold: bool) -> None:
         super().__init__()
@@ -149,17 +157,29 @@ class HoldsFirstDelete(CountsDeliveries):
         self.deletes: list[list[str]] = []
         self.failed: list[str] = []
         self._again = threading.Event()
+        self._delete_sent = threading.Event()
+        self.caught_up: Callable[[], bool] = lambda: True
+        """True once the runner has taken in every receive that returned (set by the test)."""
 
     def __call__(self, call: SQSCall) -> dict[str, Any] | None:
         if call.operation == "ReceiveMessage":
+            if self.hold and self.deliveries:
+                assert self._delete_sent.wait(10)
             response = super().__call__(call)
             if any(n >= 2 for n in self.deliveries.values()):
                 self._again.set()
             return response
         if call.operation != "DeleteMessageBatch":
             return None
-        if self.hold and not self.deletes:
+        if self.hold and not self._delete_sent.is_set():
+            self._delete_sent.set()
             assert self._again.wait(10)
+            # The new delivery reaches the runner before this delete's answer does (the two
+            # come back to the loop together, in either order).
+            deadline = time.monotonic() + 10
+            while not self.caught_up():
+                assert time.monotonic() < deadline, "the runner did not take the receive in"
+                self._again.wait(0.005)  # polling the consumer's stats from this thread
         self.deletes.append([e["ReceiptHandle"] for e in call.params["Entries"]])
         response = call.proceed()
         self.failed += [f["Code"] for f in response.get("Failed", [])]
@@ -175,10 +195,7 @@ async def test_a_message_received_again_before_its_delete_is_confirmed_is_not_ha
     receipt handle — sent again with it if a delete with the old one was on its way. Before,
     the new delivery was handled as a new message, and the old handle's delete failed."""
     counted = HoldsFirstDelete(hold=while_ == "in flight")
-    memory = MemorySQS(hook=counted)
-    url = memory.create_queue(QueueName=unique_name())["QueueUrl"]
-    queue = QueueEnv("memory", memory, url, {"client": memory})
-    queue.send(["late"])
+    memory, url, queue = one_message(counted)
     calls: list[int] = []
 
     async def handle(message: Message) -> None:
@@ -191,6 +208,7 @@ async def test_a_message_received_again_before_its_delete_is_confirmed_is_not_ha
         delete_flush_interval=0.5 if while_ == "queued" else 0,
     )  # fmt: skip
     consumer = Consumer(handle, options)
+    counted.caught_up = lambda: consumer.stats().receives >= counted.answered
     async with running(consumer):
         await wait_for(lambda: sum(memory.counts(url).values()) == 0, timeout=15)
         await wait_for(lambda: consumer.stats().deleted == 1, timeout=5)
